@@ -1,0 +1,29 @@
+# Sourced by scripts/test and scripts/demo: installs what a fresh machine lacks.
+# Needs root (or sudo) only when something is missing.
+
+need_pkgs=()
+# librocksdb-sys generates its bindings with bindgen, which loads libclang at build time.
+if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
+  need_pkgs+=(libclang-dev)
+fi
+command -v c++ >/dev/null || need_pkgs+=(g++)
+if [ "${STATEBACKEND_NEED_JAVA:-0}" = 1 ]; then
+  command -v mvn >/dev/null || need_pkgs+=(maven)
+  command -v javac >/dev/null || need_pkgs+=(openjdk-17-jdk-headless)
+fi
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "==> installing ${need_pkgs[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is not installed: install Rust from https://rustup.rs first" >&2
+  exit 1
+fi
+
+# Cargo and Maven share this target directory; everything is built in release mode
+# so librocksdb-sys is compiled once.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

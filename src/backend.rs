@@ -1,0 +1,587 @@
+//! [`StateBackend`]: one backend instance — its states, its store, its operator
+//! state and its checkpoints. Every check and every rule shared by the C and JNI
+//! layers lives here.
+
+use crate::codec::{put_list_element, ListElements};
+use crate::config::{BackendKind, Config};
+use crate::error::{Error, Result};
+use crate::iter::{EntriesIter, KeysIter};
+use crate::keygroup::KeyGroupRange;
+use crate::operator::{Distribution, OperatorStateStore};
+use crate::snapshot::{restore, PendingSnapshot, Retention, SnapshotHandle, Target};
+use crate::state::{StateId, StateInfo, StateKind, StateRegistry};
+use crate::storage::file::FileStorage;
+use crate::storage::CheckpointStorage;
+use crate::store::heap::HeapStore;
+use crate::store::{KeyedStore, MapVisitor};
+use std::sync::{Arc, Mutex};
+
+/// Largest key, namespace, user key or value accepted (1 GiB): every record must
+/// fit a snapshot block (u32 length).
+pub const MAX_FIELD_LEN: usize = 1 << 30;
+
+/// The caller's reduce or aggregate function for merging values: (accumulated, next).
+pub type ReduceFn<'r> = dyn FnMut(&[u8], &[u8]) -> Result<Vec<u8>> + 'r;
+
+/// Checkpoint storage with the retention bookkeeping of this instance.
+struct StorageTarget {
+    storage: Arc<dyn CheckpointStorage>,
+    retention: Arc<Mutex<Retention>>,
+}
+
+/// A keyed state backend instance owning one key-group range.
+pub struct StateBackend {
+    config: Config,
+    registry: StateRegistry,
+    store: Box<dyn KeyedStore>,
+    operator: OperatorStateStore,
+    storage: Option<StorageTarget>,
+    /// Reused buffer for encoding list elements.
+    list_buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for StateBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateBackend")
+            .field("backend", &self.config.backend)
+            .field("key_group_range", &self.config.key_group_range)
+            .field("states", &self.registry.all().len())
+            .finish()
+    }
+}
+
+impl StateBackend {
+    /// Opens an empty backend.
+    pub fn open(config: Config) -> Result<Self> {
+        StateBackend::restore(config, &[])
+    }
+
+    /// Opens a backend restored from snapshots of any number of old instances,
+    /// keeping the key groups `config.key_group_range` owns (rescaling).
+    pub fn restore(config: Config, handles: &[SnapshotHandle]) -> Result<Self> {
+        let storage: Option<Arc<dyn CheckpointStorage>> = match config.backend {
+            BackendKind::Memory => None,
+            _ => {
+                let url = config.checkpoint_dir.as_ref().ok_or_else(|| {
+                    Error::invalid("a checkpoint directory is required for this backend")
+                })?;
+                Some(Arc::new(FileStorage::new(url.local_path())))
+            }
+        };
+        StateBackend::restore_with_storage(config, storage, handles)
+    }
+
+    /// Like [`StateBackend::restore`], with snapshots going to `storage` (None: inline).
+    pub fn restore_with_storage(
+        config: Config,
+        storage: Option<Arc<dyn CheckpointStorage>>,
+        handles: &[SnapshotHandle],
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut store: Box<dyn KeyedStore> = match config.backend {
+            BackendKind::Memory | BackendKind::Fs => {
+                Box::new(HeapStore::new(config.key_group_range))
+            }
+            BackendKind::RocksDb => {
+                return Err(Error::invalid(
+                    "the rocksdb backend is not available in this build yet (issue 3); use memory or fs",
+                ))
+            }
+        };
+        let mut registry = StateRegistry::default();
+        let operator = restore::restore(&config, &mut registry, store.as_mut(), handles)?;
+        let storage = match storage {
+            Some(storage) => {
+                let retention = Retention::load(
+                    config.retained_checkpoints,
+                    Arc::clone(&storage),
+                    &instance_name(&config),
+                )?;
+                Some(StorageTarget {
+                    storage,
+                    retention: Arc::new(Mutex::new(retention)),
+                })
+            }
+            None => None,
+        };
+        Ok(StateBackend {
+            config,
+            registry,
+            store,
+            operator,
+            storage,
+            list_buf: Vec::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        self.config.key_group_range
+    }
+
+    pub fn max_parallelism(&self) -> u32 {
+        self.config.max_parallelism
+    }
+
+    // ---- states -------------------------------------------------------------
+
+    /// Registers a state (or returns the id of a known one, updating its metadata).
+    /// Registering a known name with another kind is an error.
+    pub fn register_state(
+        &mut self,
+        name: &str,
+        kind: StateKind,
+        metadata: &[u8],
+    ) -> Result<StateId> {
+        let (id, new) = self.registry.register(name, kind, metadata)?;
+        if new {
+            self.store.add_state(id, kind)?;
+        }
+        Ok(id)
+    }
+
+    /// A state by name (restored states are known before they are registered again).
+    pub fn state(&self, name: &str) -> Option<&StateInfo> {
+        self.registry.by_name(name)
+    }
+
+    pub fn states(&self) -> &[StateInfo] {
+        self.registry.all()
+    }
+
+    #[inline]
+    fn check(&self, s: StateId, kind: StateKind, kg: u32, fields: &[&[u8]]) -> Result<()> {
+        self.registry.expect(s, kind)?;
+        if !self.config.key_group_range.contains(kg) {
+            return Err(Error::KeyGroupOutOfRange {
+                key_group: kg,
+                range: self.config.key_group_range,
+            });
+        }
+        if fields.iter().any(|f| f.len() > MAX_FIELD_LEN) {
+            return Err(Error::invalid(format!(
+                "keys, namespaces and values are limited to {MAX_FIELD_LEN} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- value state ----------------------------------------------------------
+
+    /// Copies the value into `out` (cleared first); false if there is none.
+    #[inline]
+    pub fn value_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.check(s, StateKind::Value, kg, &[])?;
+        out.clear();
+        self.store.value_get(s, kg, key, ns, out)
+    }
+
+    #[inline]
+    pub fn value_put(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        value: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::Value, kg, &[key, ns, value])?;
+        self.store.value_put(s, kg, key, ns, value)
+    }
+
+    pub fn value_delete(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
+        self.check(s, StateKind::Value, kg, &[])?;
+        self.store.clear(s, kg, key, ns)
+    }
+
+    // ---- list state -------------------------------------------------------------
+
+    /// The list in its encoded form (`varint(len) ‖ bytes` per element, see
+    /// [`crate::codec::ListElements`]) into `out` (cleared first); false if absent.
+    pub fn list_get_encoded(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.check(s, StateKind::List, kg, &[])?;
+        out.clear();
+        self.store.list_get(s, kg, key, ns, out)
+    }
+
+    /// The elements of a list (None if absent). Allocates; the hot path uses
+    /// [`StateBackend::list_get_encoded`].
+    pub fn list_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+    ) -> Result<Option<Vec<Vec<u8>>>> {
+        let mut buf = Vec::new();
+        Ok(self
+            .list_get_encoded(s, kg, key, ns, &mut buf)?
+            .then(|| ListElements::new(&buf).map(<[u8]>::to_vec).collect()))
+    }
+
+    pub fn list_add(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        element: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::List, kg, &[key, ns, element])?;
+        self.list_buf.clear();
+        put_list_element(&mut self.list_buf, element);
+        self.store.list_append(s, kg, key, ns, &self.list_buf)
+    }
+
+    /// Appends elements; an empty slice changes nothing.
+    pub fn list_add_all<E: AsRef<[u8]>>(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        elements: &[E],
+    ) -> Result<()> {
+        self.check(s, StateKind::List, kg, &[key, ns])?;
+        if self.encode_elements(elements)? {
+            self.store.list_append(s, kg, key, ns, &self.list_buf)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the list; an empty slice clears it (as Flink's `update`).
+    pub fn list_update<E: AsRef<[u8]>>(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        elements: &[E],
+    ) -> Result<()> {
+        self.check(s, StateKind::List, kg, &[key, ns])?;
+        if self.encode_elements(elements)? {
+            self.store.list_replace(s, kg, key, ns, &self.list_buf)
+        } else {
+            self.store.clear(s, kg, key, ns)
+        }
+    }
+
+    /// Appends elements already encoded as a list (`varint(len) ‖ bytes` each).
+    pub fn list_add_encoded(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        encoded: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::List, kg, &[key, ns, encoded])?;
+        if crate::codec::validate_list(encoded).is_none() {
+            return Err(Error::invalid("malformed encoded list"));
+        }
+        if encoded.is_empty() {
+            return Ok(());
+        }
+        self.store.list_append(s, kg, key, ns, encoded)
+    }
+
+    fn encode_elements<E: AsRef<[u8]>>(&mut self, elements: &[E]) -> Result<bool> {
+        self.list_buf.clear();
+        for e in elements {
+            let e = e.as_ref();
+            if e.len() > MAX_FIELD_LEN {
+                return Err(Error::invalid(format!(
+                    "list elements are limited to {MAX_FIELD_LEN} bytes"
+                )));
+            }
+            put_list_element(&mut self.list_buf, e);
+        }
+        Ok(!elements.is_empty())
+    }
+
+    // ---- map state ----------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.check(s, StateKind::Map, kg, &[])?;
+        out.clear();
+        self.store.map_get(s, kg, key, ns, user_key, out)
+    }
+
+    pub fn map_put(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+        value: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::Map, kg, &[key, ns, user_key, value])?;
+        self.store.map_put(s, kg, key, ns, user_key, value)
+    }
+
+    pub fn map_remove(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::Map, kg, &[])?;
+        self.store.map_remove(s, kg, key, ns, user_key)
+    }
+
+    pub fn map_contains(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+    ) -> Result<bool> {
+        self.check(s, StateKind::Map, kg, &[])?;
+        self.store.map_contains(s, kg, key, ns, user_key)
+    }
+
+    pub fn map_is_empty(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<bool> {
+        self.check(s, StateKind::Map, kg, &[])?;
+        self.store.map_is_empty(s, kg, key, ns)
+    }
+
+    /// Visits every (user key, value) of one map, in no particular order.
+    pub fn map_for_each(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        f: &mut MapVisitor<'_>,
+    ) -> Result<()> {
+        self.check(s, StateKind::Map, kg, &[])?;
+        self.store.map_for_each(s, kg, key, ns, f)
+    }
+
+    /// All (user key, value) pairs of one map, sorted by user key.
+    pub fn map_entries(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut entries = Vec::new();
+        self.map_for_each(s, kg, key, ns, &mut |k, v| {
+            entries.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        entries.sort();
+        Ok(entries)
+    }
+
+    // ---- any state ------------------------------------------------------------------
+
+    /// Removes whatever (key, namespace) holds in state `s`, of any kind.
+    pub fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
+        let kind = self.registry.get(s)?.kind;
+        self.check(s, kind, kg, &[])?;
+        self.store.clear(s, kg, key, ns)
+    }
+
+    /// Merges the `sources` namespaces of (key) into `target` and clears them, as
+    /// session windows do. Lists are concatenated, maps united (a source's entry wins
+    /// over the target's); values need `reduce(accumulated, next)`, the caller's
+    /// reduce or aggregate function.
+    #[allow(clippy::too_many_arguments)]
+    pub fn merge_namespaces(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        target: &[u8],
+        sources: &[&[u8]],
+        reduce: Option<&mut ReduceFn<'_>>,
+    ) -> Result<()> {
+        let kind = self.registry.get(s)?.kind;
+        self.check(s, kind, kg, &[key, target])?;
+        let sources: Vec<&[u8]> = sources.iter().copied().filter(|&n| n != target).collect();
+        let mut buf = Vec::new();
+        match kind {
+            StateKind::List => {
+                for &ns in &sources {
+                    buf.clear();
+                    if self.store.list_get(s, kg, key, ns, &mut buf)? {
+                        self.store.clear(s, kg, key, ns)?;
+                        if !buf.is_empty() {
+                            self.store.list_append(s, kg, key, target, &buf)?;
+                        }
+                    }
+                }
+            }
+            StateKind::Map => {
+                for &ns in &sources {
+                    let mut entries = Vec::new();
+                    self.store.map_for_each(s, kg, key, ns, &mut |k, v| {
+                        entries.push((k.to_vec(), v.to_vec()));
+                        Ok(())
+                    })?;
+                    self.store.clear(s, kg, key, ns)?;
+                    for (k, v) in entries {
+                        self.store.map_put(s, kg, key, target, &k, &v)?;
+                    }
+                }
+            }
+            StateKind::Value => {
+                let reduce = reduce.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "merging namespaces of value state '{}' needs a reduce function",
+                        self.registry.get(s).map(|i| i.name.as_str()).unwrap_or("?")
+                    ))
+                })?;
+                let mut acc: Option<Vec<u8>> = None;
+                let mut found = false;
+                for &ns in &sources {
+                    buf.clear();
+                    if self.store.value_get(s, kg, key, ns, &mut buf)? {
+                        found = true;
+                        acc = Some(match acc {
+                            Some(a) => reduce(&a, &buf)?,
+                            None => buf.clone(),
+                        });
+                        self.store.clear(s, kg, key, ns)?;
+                    }
+                }
+                if let (true, Some(merged)) = (found, acc) {
+                    buf.clear();
+                    let result = if self.store.value_get(s, kg, key, target, &mut buf)? {
+                        reduce(&buf, &merged)?
+                    } else {
+                        merged
+                    };
+                    self.store.value_put(s, kg, key, target, &result)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys of state `s` that have an entry in namespace `ns`, key group by key
+    /// group. The iterator reads a point-in-time view: later writes do not show.
+    pub fn keys(&self, s: StateId, ns: &[u8]) -> Result<KeysIter> {
+        self.registry.get(s)?;
+        Ok(KeysIter::new(
+            self.store.view()?,
+            self.config.key_group_range,
+            s,
+            Some(ns.to_vec()),
+        ))
+    }
+
+    /// Every (key, namespace) of state `s`, key group by key group.
+    pub fn keys_and_namespaces(&self, s: StateId) -> Result<KeysIter> {
+        self.registry.get(s)?;
+        Ok(KeysIter::new(
+            self.store.view()?,
+            self.config.key_group_range,
+            s,
+            None,
+        ))
+    }
+
+    /// Every entry of every state, in key-group order (states in id order within a
+    /// key group). A point-in-time view.
+    pub fn entries(&self) -> Result<EntriesIter> {
+        Ok(EntriesIter::new(
+            self.store.view()?,
+            self.config.key_group_range,
+        ))
+    }
+
+    /// Number of (key, namespace) entries over all states.
+    pub fn num_entries(&self) -> Result<u64> {
+        self.store.num_entries()
+    }
+
+    // ---- operator state -------------------------------------------------------------
+
+    /// Operator (non-keyed) list state of this instance.
+    pub fn operator_state(&mut self) -> &mut OperatorStateStore {
+        &mut self.operator
+    }
+
+    /// Registers an operator list state (shortcut for `operator_state().register`).
+    pub fn register_operator_state(&mut self, name: &str, mode: Distribution) -> Result<()> {
+        self.operator.register(name, mode)
+    }
+
+    // ---- snapshots ------------------------------------------------------------------
+
+    /// The synchronous snapshot phase: captures a consistent view in time independent
+    /// of the state's size. Run [`PendingSnapshot::write`] (on any thread) to finish.
+    pub fn snapshot(&mut self, checkpoint_id: u64) -> Result<PendingSnapshot> {
+        let target = match &self.storage {
+            None => Target::Inline {
+                max_state_size: self.config.max_state_size,
+            },
+            Some(t) => Target::Storage {
+                storage: Arc::clone(&t.storage),
+                retention: Arc::clone(&t.retention),
+                instance: instance_name(&self.config),
+            },
+        };
+        Ok(PendingSnapshot {
+            checkpoint_id,
+            backend: self.config.backend,
+            max_parallelism: self.config.max_parallelism,
+            range: self.config.key_group_range,
+            states: self.registry.all().to_vec(),
+            operator_states: self.operator.snapshot(),
+            view: self.store.view()?,
+            target,
+        })
+    }
+
+    /// Both phases on the calling thread.
+    pub fn checkpoint(&mut self, checkpoint_id: u64) -> Result<crate::CompletedSnapshot> {
+        self.snapshot(checkpoint_id)?.write()
+    }
+
+    /// Ids of the checkpoints kept under the checkpoint directory (fs, rocksdb).
+    pub fn retained_checkpoints(&self) -> Vec<u64> {
+        match &self.storage {
+            Some(t) => t.retention.lock().map(|r| r.retained()).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The name of this instance's objects in a checkpoint: `kg-<start>-<end>`.
+pub fn instance_name(config: &Config) -> String {
+    format!("kg-{}", config.key_group_range)
+}

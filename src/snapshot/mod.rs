@@ -1,0 +1,292 @@
+//! Snapshots: the synchronous phase ([`crate::StateBackend::snapshot`]) returns a
+//! [`PendingSnapshot`]; its [`PendingSnapshot::write`] is the asynchronous phase,
+//! run on any thread while the backend keeps working.
+
+pub mod format;
+pub mod manifest;
+pub mod reader;
+pub mod restore;
+pub mod writer;
+
+use crate::config::{BackendKind, CheckpointUrl};
+use crate::error::{Error, Result};
+use crate::keygroup::KeyGroupRange;
+use crate::operator::OperatorListSnapshot;
+use crate::state::StateInfo;
+use crate::storage::file::FileStorage;
+use crate::storage::CheckpointStorage;
+use crate::store::StoreView;
+use manifest::{DataLocation, Manifest};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use writer::SizeLimit;
+
+/// What a restore starts from: the bytes of an inline snapshot (memory backend), or
+/// the path of a manifest file (fs and rocksdb backends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotHandle {
+    Inline(Arc<[u8]>),
+    Manifest(PathBuf),
+}
+
+impl SnapshotHandle {
+    /// A handle for inline snapshot bytes.
+    pub fn inline(bytes: impl Into<Arc<[u8]>>) -> Self {
+        SnapshotHandle::Inline(bytes.into())
+    }
+
+    /// A handle for a manifest given as `file:///…` URL or absolute path.
+    pub fn manifest(url: &str) -> Result<Self> {
+        let url = CheckpointUrl::parse(url)
+            .map_err(|reason| Error::invalid(format!("manifest location '{url}': {reason}")))?;
+        Ok(SnapshotHandle::Manifest(url.local_path().to_path_buf()))
+    }
+
+    /// The manifests of the newest complete checkpoint under a checkpoint directory
+    /// URL (one per instance that wrote it); empty if there is none. Partially
+    /// written checkpoints have no manifest and are never returned.
+    pub fn latest(checkpoint_url: &str) -> Result<Vec<SnapshotHandle>> {
+        let url = CheckpointUrl::parse(checkpoint_url).map_err(|reason| {
+            Error::invalid(format!("checkpoint directory '{checkpoint_url}': {reason}"))
+        })?;
+        let storage = FileStorage::new(url.local_path());
+        for (_, dir) in storage.checkpoint_dirs()?.into_iter().rev() {
+            let mut manifests = Vec::new();
+            let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.ends_with(MANIFEST_SUFFIX) {
+                    manifests.push(entry.path());
+                }
+            }
+            if !manifests.is_empty() {
+                manifests.sort();
+                return Ok(manifests
+                    .into_iter()
+                    .map(SnapshotHandle::Manifest)
+                    .collect());
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The inline bytes, if this is an inline snapshot.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            SnapshotHandle::Inline(b) => Some(b),
+            SnapshotHandle::Manifest(_) => None,
+        }
+    }
+}
+
+/// File name suffix of manifests.
+pub const MANIFEST_SUFFIX: &str = ".manifest";
+
+/// The result of a completed snapshot.
+#[derive(Clone, Debug)]
+pub struct CompletedSnapshot {
+    pub checkpoint_id: u64,
+    /// What to restore from.
+    pub handle: SnapshotHandle,
+    pub manifest: Manifest,
+    /// Bytes written (data and manifest).
+    pub bytes_written: u64,
+    /// Problems deleting old checkpoints; the snapshot itself succeeded.
+    pub retention_warnings: Vec<String>,
+}
+
+/// Where a pending snapshot goes.
+pub(crate) enum Target {
+    Inline {
+        max_state_size: u64,
+    },
+    Storage {
+        storage: Arc<dyn CheckpointStorage>,
+        retention: Arc<Mutex<Retention>>,
+        instance: String,
+    },
+}
+
+/// A snapshot between its synchronous and asynchronous phase. It owns an immutable
+/// view of the state; it is `Send`, so [`PendingSnapshot::write`] can run on
+/// another thread while the backend keeps processing.
+pub struct PendingSnapshot {
+    pub(crate) checkpoint_id: u64,
+    pub(crate) backend: BackendKind,
+    pub(crate) max_parallelism: u32,
+    pub(crate) range: KeyGroupRange,
+    pub(crate) states: Vec<StateInfo>,
+    pub(crate) operator_states: Vec<OperatorListSnapshot>,
+    pub(crate) view: Box<dyn StoreView>,
+    pub(crate) target: Target,
+}
+
+impl PendingSnapshot {
+    pub fn checkpoint_id(&self) -> u64 {
+        self.checkpoint_id
+    }
+
+    /// The asynchronous phase: writes the data, then the manifest, each atomically.
+    /// The checkpoint exists only once this returns Ok.
+    pub fn write(self) -> Result<CompletedSnapshot> {
+        let PendingSnapshot {
+            checkpoint_id,
+            backend,
+            max_parallelism,
+            range,
+            states,
+            operator_states,
+            view,
+            target,
+        } = self;
+        let manifest_for = |keyed| Manifest {
+            checkpoint_id,
+            backend,
+            max_parallelism,
+            key_group_range: range,
+            states: states.clone(),
+            keyed,
+            operator_states: operator_states.clone(),
+        };
+        match target {
+            Target::Inline { max_state_size } => {
+                let mut data = Vec::new();
+                let limit = SizeLimit {
+                    checkpoint_id,
+                    max_state_size,
+                };
+                let name = format!("inline snapshot of checkpoint {checkpoint_id}");
+                let keyed = writer::write_data(
+                    view.as_ref(),
+                    range,
+                    &states,
+                    Some(limit),
+                    &mut data,
+                    &name,
+                    DataLocation::Inline,
+                )?;
+                let manifest = manifest_for(keyed);
+                let mut blob = manifest.encode()?;
+                blob.extend_from_slice(&data);
+                Ok(CompletedSnapshot {
+                    checkpoint_id,
+                    bytes_written: blob.len() as u64,
+                    handle: SnapshotHandle::Inline(blob.into()),
+                    manifest,
+                    retention_warnings: Vec::new(),
+                })
+            }
+            Target::Storage {
+                storage,
+                retention,
+                instance,
+            } => {
+                // A unique data name: a rewritten checkpoint id never mixes old and new files.
+                let data_name = format!(
+                    "{instance}.{}.data",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0)
+                );
+                let location = storage.location(checkpoint_id, &data_name);
+                let mut data = storage.create(checkpoint_id, &data_name)?;
+                let keyed = writer::write_data(
+                    view.as_ref(),
+                    range,
+                    &states,
+                    None,
+                    &mut *data,
+                    &location,
+                    DataLocation::File(data_name),
+                )?;
+                data.commit()?;
+                let manifest = manifest_for(keyed);
+                let encoded = manifest.encode()?;
+                let manifest_name = format!("{instance}{MANIFEST_SUFFIX}");
+                let mut out = storage.create(checkpoint_id, &manifest_name)?;
+                out.write_all(&encoded)
+                    .map_err(|e| Error::io(storage.location(checkpoint_id, &manifest_name), e))?;
+                let manifest_location = out.commit()?;
+                let retention_warnings = retention
+                    .lock()
+                    .map_err(|_| Error::Closed("retention lock poisoned".into()))?
+                    .completed(checkpoint_id);
+                Ok(CompletedSnapshot {
+                    checkpoint_id,
+                    bytes_written: manifest.keyed.size + encoded.len() as u64,
+                    handle: SnapshotHandle::Manifest(PathBuf::from(manifest_location)),
+                    manifest,
+                    retention_warnings,
+                })
+            }
+        }
+    }
+}
+
+use std::io::Write as _;
+
+/// Keeps the newest `keep` completed checkpoints of one instance and deletes the
+/// files of older ones (and of older incomplete attempts).
+#[derive(Debug)]
+pub struct Retention {
+    keep: usize,
+    completed: BTreeSet<u64>,
+    storage: Arc<dyn CheckpointStorage>,
+    prefix: String,
+}
+
+impl Retention {
+    /// Starts from the checkpoints this instance already has in storage.
+    pub(crate) fn load(
+        keep: usize,
+        storage: Arc<dyn CheckpointStorage>,
+        instance: &str,
+    ) -> Result<Self> {
+        let prefix = format!("{instance}.");
+        let manifest = format!("{instance}{MANIFEST_SUFFIX}");
+        let completed = storage
+            .checkpoints_with(&manifest)?
+            .into_iter()
+            .collect::<BTreeSet<_>>();
+        Ok(Retention {
+            keep,
+            completed,
+            storage,
+            prefix,
+        })
+    }
+
+    /// Records a completed checkpoint and discards what falls out of retention.
+    fn completed(&mut self, checkpoint_id: u64) -> Vec<String> {
+        self.completed.insert(checkpoint_id);
+        let mut warnings = Vec::new();
+        while self.completed.len() > self.keep {
+            let oldest = self.completed.pop_first().expect("non-empty");
+            if let Err(e) = self.storage.discard(oldest, &self.prefix) {
+                warnings.push(format!("could not delete checkpoint {oldest}: {e}"));
+            }
+        }
+        // Leftovers of attempts older than the oldest retained checkpoint.
+        let oldest_kept = *self.completed.first().expect("just inserted");
+        match self.storage.checkpoints_with(&self.prefix) {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|&id| id < oldest_kept) {
+                    if let Err(e) = self.storage.discard(id, &self.prefix) {
+                        warnings.push(format!("could not delete checkpoint {id}: {e}"));
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("could not list old checkpoints: {e}")),
+        }
+        warnings
+    }
+
+    /// Ids of the retained checkpoints, ascending.
+    pub fn retained(&self) -> Vec<u64> {
+        self.completed.iter().copied().collect()
+    }
+}

@@ -1,0 +1,236 @@
+//! Reading snapshots back: opening a handle, checking the data header, and decoding
+//! the blocks of one key group with their checksums verified.
+
+use super::format::{
+    BLOCK_HEADER_LEN, DATA_HEADER_LEN, DATA_MAGIC, FORMAT_VERSION, TAG_LIST, TAG_MAP_ENTRY,
+    TAG_VALUE,
+};
+use super::manifest::{DataLocation, Manifest};
+use super::SnapshotHandle;
+use crate::codec::{get_varint, validate_list};
+use crate::error::{Error, Result};
+use crate::state::StateKind;
+use crate::storage::source::{BytesSource, FileSource, SnapshotSource};
+use crate::store::{EntryData, EntryRef};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A manifest and the data it describes, ready to read.
+pub struct OpenSnapshot {
+    pub manifest: Manifest,
+    pub data: Box<dyn SnapshotSource>,
+}
+
+/// Opens a handle: reads and checks its manifest, opens and checks its data.
+pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
+    let (manifest, data): (Manifest, Box<dyn SnapshotSource>) = match handle {
+        SnapshotHandle::Inline(bytes) => {
+            let name = "inline snapshot";
+            let (manifest, framed) = Manifest::decode(bytes, name)?;
+            let name = format!("inline snapshot of checkpoint {}", manifest.checkpoint_id);
+            if manifest.keyed.location != DataLocation::Inline {
+                return Err(Error::corrupted(
+                    &name,
+                    0,
+                    "inline snapshot whose data is not inline",
+                ));
+            }
+            let len = bytes.len() - framed;
+            let src = BytesSource::new(name, Arc::clone(bytes), framed, len);
+            (manifest, Box::new(src))
+        }
+        SnapshotHandle::Manifest(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let name = path.display().to_string();
+            let (manifest, framed) = Manifest::decode(&bytes, &name)?;
+            if framed != bytes.len() {
+                return Err(Error::corrupted(
+                    &name,
+                    framed as u64,
+                    "trailing bytes after the manifest",
+                ));
+            }
+            let DataLocation::File(file) = &manifest.keyed.location else {
+                return Err(Error::corrupted(
+                    &name,
+                    0,
+                    "manifest file whose data is inline",
+                ));
+            };
+            if file.contains('/') || file == ".." || file.is_empty() {
+                return Err(Error::corrupted(
+                    &name,
+                    0,
+                    format!("bad data file name '{file}'"),
+                ));
+            }
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let src = FileSource::open(&dir.join(file))?;
+            (manifest, Box::new(src))
+        }
+    };
+    if data.len() != manifest.keyed.size {
+        return Err(Error::corrupted(
+            data.name(),
+            data.len().min(manifest.keyed.size),
+            format!(
+                "data is {} bytes, the manifest records {} (truncated or replaced)",
+                data.len(),
+                manifest.keyed.size
+            ),
+        ));
+    }
+    check_data_header(data.as_ref())?;
+    Ok(OpenSnapshot { manifest, data })
+}
+
+fn check_data_header(data: &dyn SnapshotSource) -> Result<()> {
+    let mut h = [0u8; DATA_HEADER_LEN];
+    data.read_exact_at(0, &mut h)?;
+    if h[..8] != DATA_MAGIC {
+        return Err(Error::corrupted(
+            data.name(),
+            0,
+            "not a libstatebackend data stream (bad magic)",
+        ));
+    }
+    let crc = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&h[..12]) != crc {
+        return Err(Error::corrupted(
+            data.name(),
+            0,
+            "data header checksum mismatch",
+        ));
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::corrupted(
+            data.name(),
+            8,
+            format!("unsupported format version {version} (this library reads {FORMAT_VERSION})"),
+        ));
+    }
+    Ok(())
+}
+
+impl OpenSnapshot {
+    /// Decodes every entry of key group `kg` (which must have an offset in the
+    /// manifest), verifying each block's CRC32C before looking inside it.
+    pub fn read_key_group(
+        &self,
+        kg: u32,
+        offset: u64,
+        f: &mut dyn FnMut(EntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let name = self.data.name();
+        let size = self.data.len();
+        let mut pos = offset;
+        let mut payload = Vec::new();
+        let mut first = true;
+        while pos < size {
+            if pos + BLOCK_HEADER_LEN as u64 > size {
+                return Err(Error::corrupted(name, pos, "truncated block header"));
+            }
+            let mut header = [0u8; BLOCK_HEADER_LEN];
+            self.data.read_exact_at(pos, &mut header)?;
+            let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
+            let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+            let body = pos + BLOCK_HEADER_LEN as u64;
+            if len < 5 || body + len > size {
+                return Err(Error::corrupted(
+                    name,
+                    pos,
+                    format!(
+                        "block length {len} does not fit the data ({} bytes left)",
+                        size - body
+                    ),
+                ));
+            }
+            payload.resize(len as usize, 0);
+            self.data.read_exact_at(body, &mut payload)?;
+            let actual = crc32c::crc32c(&payload);
+            if actual != crc {
+                return Err(Error::corrupted(
+                    name,
+                    pos,
+                    format!(
+                        "block checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"
+                    ),
+                ));
+            }
+            let block_kg = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
+            if block_kg != kg {
+                if first {
+                    return Err(Error::corrupted(
+                        name,
+                        pos,
+                        format!("expected key group {kg}, found a block of key group {block_kg}"),
+                    ));
+                }
+                break;
+            }
+            first = false;
+            self.decode_records(&payload[4..], body + 4, f)?;
+            pos = body + len;
+        }
+        Ok(())
+    }
+
+    fn decode_records(
+        &self,
+        mut rest: &[u8],
+        base: u64,
+        f: &mut dyn FnMut(EntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let name = self.data.name();
+        let total = rest.len();
+        while !rest.is_empty() {
+            let at = base + (total - rest.len()) as u64;
+            let bad = |reason: &str| Error::corrupted(name, at, format!("bad record: {reason}"));
+            let tag = rest[0];
+            rest = &rest[1..];
+            let (state, used) = get_varint(rest).ok_or_else(|| bad("state id"))?;
+            rest = &rest[used..];
+            let info = self
+                .manifest
+                .states
+                .get(state as usize)
+                .ok_or_else(|| bad("unknown state id"))?;
+            let key = take_bytes(&mut rest).ok_or_else(|| bad("key"))?;
+            let namespace = take_bytes(&mut rest).ok_or_else(|| bad("namespace"))?;
+            let data = match (tag, info.kind) {
+                (TAG_VALUE, StateKind::Value) => {
+                    EntryData::Value(take_bytes(&mut rest).ok_or_else(|| bad("value"))?)
+                }
+                (TAG_LIST, StateKind::List) => {
+                    let list = take_bytes(&mut rest).ok_or_else(|| bad("list"))?;
+                    validate_list(list).ok_or_else(|| bad("list elements"))?;
+                    EntryData::List(list)
+                }
+                (TAG_MAP_ENTRY, StateKind::Map) => EntryData::MapEntry {
+                    user_key: take_bytes(&mut rest).ok_or_else(|| bad("user key"))?,
+                    value: take_bytes(&mut rest).ok_or_else(|| bad("map value"))?,
+                },
+                _ => return Err(bad("tag does not match the state's kind")),
+            };
+            f(EntryRef {
+                state: state as u32,
+                key,
+                namespace,
+                data,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn take_bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, used) = get_varint(rest)?;
+    let end = used.checked_add(usize::try_from(len).ok()?)?;
+    if end > rest.len() {
+        return None;
+    }
+    let b = &rest[used..end];
+    *rest = &rest[end..];
+    Some(b)
+}

@@ -1,0 +1,157 @@
+//! The store interface: where working state lives while the job runs.
+//!
+//! [`heap`] keeps it in native memory (Memory and Fs backends), [`rocks`] in an
+//! embedded RocksDB (RocksDB backend). Both see fully checked arguments: the
+//! backend (src/backend.rs) has already resolved the state, checked its kind and
+//! the key group. Semantics shared by all stores (namespace merging, key
+//! iteration, snapshots) are written once, in terms of these primitives.
+
+pub mod heap;
+
+use crate::error::Result;
+use crate::state::{StateId, StateKind};
+
+/// One (key, namespace) entry of a state, as seen by snapshots and iteration.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    pub state: StateId,
+    pub key: &'a [u8],
+    pub namespace: &'a [u8],
+    pub data: EntryData<'a>,
+}
+
+/// The payload of an entry.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryData<'a> {
+    Value(&'a [u8]),
+    /// A list in its encoded form (see [`crate::codec::ListEncoding`]).
+    List(&'a [u8]),
+    /// One user key of a map state.
+    MapEntry {
+        user_key: &'a [u8],
+        value: &'a [u8],
+    },
+}
+
+/// Visitor over the (user key, value) pairs of one map; an error stops the walk.
+pub type MapVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'v;
+
+/// Visitor over entries; returning an error stops the walk.
+pub type EntryVisitor<'v> = dyn FnMut(EntryRef<'_>) -> Result<()> + 'v;
+
+/// The primitive operations of a keyed store.
+pub trait KeyedStore: Send {
+    /// Makes room for a newly registered state.
+    fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()>;
+
+    fn value_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool>;
+    fn value_put(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8], value: &[u8])
+        -> Result<()>;
+
+    /// The encoded list (see [`crate::codec`]) appended to `out`; false if absent.
+    fn list_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool>;
+    /// Appends already-encoded elements.
+    fn list_append(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        encoded: &[u8],
+    ) -> Result<()>;
+    /// Replaces the list with already-encoded elements (non-empty).
+    fn list_replace(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        encoded: &[u8],
+    ) -> Result<()>;
+
+    #[allow(clippy::too_many_arguments)]
+    fn map_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool>;
+    #[allow(clippy::too_many_arguments)]
+    fn map_put(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+        value: &[u8],
+    ) -> Result<()>;
+    fn map_remove(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+    ) -> Result<()>;
+    fn map_contains(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+    ) -> Result<bool>;
+    fn map_is_empty(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<bool>;
+    /// Visits every (user key, value) of one map.
+    fn map_for_each(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        f: &mut MapVisitor<'_>,
+    ) -> Result<()>;
+
+    /// Removes whatever (key, namespace) holds in state `s`.
+    fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()>;
+
+    /// Number of (key, namespace) entries over all states.
+    fn num_entries(&self) -> Result<u64>;
+
+    /// The synchronous snapshot phase: a consistent, immutable view whose cost must
+    /// not grow with the amount of state. Later writes never show in it.
+    fn view(&self) -> Result<Box<dyn StoreView>>;
+
+    /// Writes one restored entry.
+    fn restore_entry(&mut self, kg: u32, entry: EntryRef<'_>) -> Result<()>;
+}
+
+/// An immutable point-in-time view of a store, usable from another thread.
+pub trait StoreView: Send + Sync {
+    /// Visits the entries of one key group, state by state in ascending id order;
+    /// with `only` set, just that state's entries.
+    fn for_each_in_key_group(
+        &self,
+        kg: u32,
+        only: Option<StateId>,
+        f: &mut EntryVisitor<'_>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,253 @@
+//! Behaviour of the public API: registration, misuse, limits, retention, operator
+//! state, cross-backend restore.
+
+mod common;
+
+use common::{backends, config, dump};
+use statebackend::{
+    BackendKind, Config, Distribution, Error, SnapshotHandle, StateBackend, StateKind,
+};
+
+#[test]
+fn registering_a_name_with_another_kind_fails() {
+    let mut b = StateBackend::open(Config::memory()).unwrap();
+    let id = b.register_state("s", StateKind::Value, b"m1").unwrap();
+    assert_eq!(b.register_state("s", StateKind::Value, b"m2").unwrap(), id);
+    assert_eq!(b.state("s").unwrap().metadata, b"m2");
+    let err = b.register_state("s", StateKind::List, b"").unwrap_err();
+    assert!(
+        err.to_string().contains("registered as value state"),
+        "{err}"
+    );
+    assert!(b.register_state("", StateKind::Value, b"").is_err());
+}
+
+#[test]
+fn misuse_is_an_error_not_a_panic() {
+    let mut b = StateBackend::open(
+        Config::memory()
+            .with_max_parallelism(16)
+            .unwrap()
+            .with_key_group_range(statebackend::KeyGroupRange::new(4, 7).unwrap()),
+    )
+    .unwrap();
+    let v = b.register_state("v", StateKind::Value, b"").unwrap();
+    let l = b.register_state("l", StateKind::List, b"").unwrap();
+    let mut out = Vec::new();
+    assert!(matches!(
+        b.value_put(v, 3, b"k", b"", b"x"),
+        Err(Error::KeyGroupOutOfRange { key_group: 3, .. })
+    ));
+    assert!(b.value_get(v, 8, b"k", b"", &mut out).is_err());
+    assert!(
+        b.list_add(v, 4, b"k", b"", b"x").is_err(),
+        "list op on a value state"
+    );
+    assert!(
+        b.value_get(l, 4, b"k", b"", &mut out).is_err(),
+        "value op on a list state"
+    );
+    assert!(
+        b.value_get(99, 4, b"k", b"", &mut out).is_err(),
+        "unknown state id"
+    );
+    assert!(
+        b.list_add_encoded(l, 4, b"k", b"", &[9, 1]).is_err(),
+        "malformed list"
+    );
+    let err = b
+        .merge_namespaces(v, 4, b"k", b"t", &[b"a"], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("reduce"), "{err}");
+}
+
+#[test]
+fn memory_backend_limit_fails_the_checkpoint_clearly() {
+    let mut b = StateBackend::open(Config::memory().with_max_state_size(10_000)).unwrap();
+    let v = b.register_state("big", StateKind::Value, b"").unwrap();
+    b.value_put(v, 0, b"a", b"", &[1; 100]).unwrap();
+    let good = b.checkpoint(1).unwrap();
+    let before = dump(std::slice::from_ref(&b));
+
+    b.value_put(v, 1, b"b", b"", &[2; 20_000]).unwrap();
+    let err = b.checkpoint(2).unwrap_err();
+    match &err {
+        Error::StateTooLarge {
+            checkpoint_id,
+            state,
+            size,
+            limit,
+        } => {
+            assert_eq!((*checkpoint_id, state.as_str(), *limit), (2, "big", 10_000));
+            assert!(*size > 10_000);
+        }
+        other => panic!("expected StateTooLarge, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("'big'") && msg.contains("10000"), "{msg}");
+
+    // The live state is untouched and the earlier checkpoint still restores.
+    let mut out = Vec::new();
+    assert!(b.value_get(v, 1, b"b", b"", &mut out).unwrap());
+    let restored = StateBackend::restore(Config::memory(), &[good.handle]).unwrap();
+    assert_eq!(dump(&[restored]), before);
+    // Once the state shrinks, checkpoints succeed again.
+    b.value_delete(v, 1, b"b", b"").unwrap();
+    b.checkpoint(3).unwrap();
+}
+
+#[test]
+fn restore_with_other_max_parallelism_fails() {
+    for kind in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = StateBackend::open(config(kind, dir.path(), 128, 0, 1)).unwrap();
+        b.register_state("v", StateKind::Value, b"").unwrap();
+        let done = b.checkpoint(1).unwrap();
+        let err =
+            StateBackend::restore(config(kind, dir.path(), 256, 0, 1), &[done.handle]).unwrap_err();
+        assert!(matches!(err, Error::Restore(_)), "{err}");
+        assert!(err.to_string().contains("max parallelism 128"), "{err}");
+    }
+}
+
+#[test]
+fn overlapping_snapshots_are_rejected() {
+    let mut b = StateBackend::open(Config::memory()).unwrap();
+    b.register_state("v", StateKind::Value, b"").unwrap();
+    let one = b.checkpoint(1).unwrap().handle;
+    let two = b.checkpoint(2).unwrap().handle;
+    let err = StateBackend::restore(Config::memory(), &[one, two]).unwrap_err();
+    assert!(err.to_string().contains("overlap"), "{err}");
+}
+
+#[test]
+fn metadata_survives_restore() {
+    let mut b = StateBackend::open(Config::memory()).unwrap();
+    b.register_state("v", StateKind::Value, b"serializer-v1")
+        .unwrap();
+    let done = b.checkpoint(1).unwrap();
+    let r = StateBackend::restore(Config::memory(), &[done.handle]).unwrap();
+    let info = r.state("v").unwrap();
+    assert_eq!(
+        (info.kind, info.metadata.as_slice()),
+        (StateKind::Value, &b"serializer-v1"[..])
+    );
+}
+
+#[test]
+fn retention_keeps_the_newest_n() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(BackendKind::Fs, dir.path(), 8, 0, 1).with_retained_checkpoints(3);
+    let mut b = StateBackend::open(cfg.clone()).unwrap();
+    let v = b.register_state("v", StateKind::Value, b"").unwrap();
+    let mut handles = Vec::new();
+    for id in 1..=10u64 {
+        b.value_put(v, 0, b"k", b"", &id.to_le_bytes()).unwrap();
+        handles.push((id, b.checkpoint(id).unwrap().handle));
+    }
+    assert_eq!(b.retained_checkpoints(), vec![8, 9, 10]);
+    let root = dir.path().join("checkpoints");
+    let mut dirs: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, ["chk-10", "chk-8", "chk-9"]);
+    for (id, h) in handles.into_iter().filter(|(id, _)| *id >= 8) {
+        let r = StateBackend::restore(cfg.clone(), &[h]).unwrap();
+        let mut out = Vec::new();
+        assert!(r.value_get(v, 0, b"k", b"", &mut out).unwrap());
+        assert_eq!(out, id.to_le_bytes());
+    }
+    // A reopened backend knows its retained checkpoints and keeps pruning.
+    let latest = SnapshotHandle::latest(&format!("file://{}", root.display())).unwrap();
+    let mut b = StateBackend::restore(cfg, &latest).unwrap();
+    assert_eq!(b.retained_checkpoints(), vec![8, 9, 10]);
+    b.checkpoint(11).unwrap();
+    assert_eq!(b.retained_checkpoints(), vec![9, 10, 11]);
+    assert!(!root.join("chk-8").exists());
+}
+
+#[test]
+fn operator_state_redistribution() {
+    for kind in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut handles = Vec::new();
+        for i in 0..2u32 {
+            let mut b = StateBackend::open(config(kind, dir.path(), 16, i, 2)).unwrap();
+            b.register_operator_state("offsets", Distribution::EvenSplit)
+                .unwrap();
+            b.register_operator_state("all", Distribution::Union)
+                .unwrap();
+            for e in 0..3u8 {
+                b.operator_state().add("offsets", &[i as u8, e]).unwrap();
+            }
+            b.operator_state().add("all", &[i as u8]).unwrap();
+            handles.push(b.checkpoint(1).unwrap().handle);
+        }
+        let mut split = Vec::new();
+        for i in 0..4u32 {
+            let mut r =
+                StateBackend::restore(config(kind, dir.path(), 16, i, 4), &handles).unwrap();
+            assert_eq!(r.operator_state().get("all").unwrap(), &[vec![0], vec![1]]);
+            let part = r.operator_state().get("offsets").unwrap().to_vec();
+            assert!(part.len() == 1 || part.len() == 2, "{part:?}");
+            split.extend(part);
+        }
+        assert_eq!(
+            split,
+            vec![
+                vec![0, 0],
+                vec![0, 1],
+                vec![0, 2],
+                vec![1, 0],
+                vec![1, 1],
+                vec![1, 2]
+            ]
+        );
+    }
+}
+
+#[test]
+fn any_backend_restores_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for from in backends() {
+        for to in backends() {
+            let mut b = StateBackend::open(config(from, dir.path(), 32, 0, 1)).unwrap();
+            let m = b.register_state("m", StateKind::Map, b"").unwrap();
+            for k in 0..50u8 {
+                b.map_put(m, u32::from(k) % 32, &[k], b"ns", &[k, 1], &[k])
+                    .unwrap();
+            }
+            let done = b.checkpoint(1).unwrap();
+            let expected = dump(&[b]);
+            let restored =
+                StateBackend::restore(config(to, dir.path(), 32, 0, 1), &[done.handle]).unwrap();
+            assert_eq!(dump(&[restored]), expected, "{from:?} -> {to:?}");
+        }
+    }
+}
+
+#[test]
+fn latest_ignores_checkpoints_without_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(BackendKind::Fs, dir.path(), 8, 0, 1).with_retained_checkpoints(5);
+    let mut b = StateBackend::open(cfg).unwrap();
+    b.register_state("v", StateKind::Value, b"").unwrap();
+    b.checkpoint(1).unwrap();
+    let root = dir.path().join("checkpoints");
+    // A later checkpoint whose data made it but whose manifest did not.
+    std::fs::create_dir_all(root.join("chk-2")).unwrap();
+    std::fs::write(root.join("chk-2/kg-0-7.123.data"), b"partial").unwrap();
+    std::fs::write(
+        root.join("chk-2/kg-0-7.manifest.inprogress-1-1"),
+        b"partial",
+    )
+    .unwrap();
+    let latest = SnapshotHandle::latest(&format!("file://{}", root.display())).unwrap();
+    assert_eq!(latest.len(), 1);
+    let SnapshotHandle::Manifest(p) = &latest[0] else {
+        panic!()
+    };
+    assert!(p.starts_with(root.join("chk-1")));
+}
