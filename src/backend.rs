@@ -13,6 +13,7 @@ use crate::state::{StateId, StateInfo, StateKind, StateRegistry};
 use crate::storage::file::FileStorage;
 use crate::storage::CheckpointStorage;
 use crate::store::heap::HeapStore;
+use crate::store::rocks::RocksStore;
 use crate::store::{KeyedStore, MapVisitor};
 use std::sync::{Arc, Mutex};
 
@@ -82,11 +83,7 @@ impl StateBackend {
             BackendKind::Memory | BackendKind::Fs => {
                 Box::new(HeapStore::new(config.key_group_range))
             }
-            BackendKind::RocksDb => {
-                return Err(Error::invalid(
-                    "the rocksdb backend is not available in this build yet (issue 3); use memory or fs",
-                ))
-            }
+            BackendKind::RocksDb => Box::new(RocksStore::open(&config)?),
         };
         let mut registry = StateRegistry::default();
         let operator = restore::restore(&config, &mut registry, store.as_mut(), handles)?;

@@ -302,6 +302,7 @@ impl Config {
                 reason: "at least one checkpoint must be retained".into(),
             });
         }
+        crate::store::rocks_options::RocksOptions::from_config(&self.rocksdb_options)?;
         if self.max_state_size == 0 {
             return Err(Error::Config {
                 key: keys::MAX_STATE_SIZE.into(),

@@ -31,6 +31,7 @@ pub mod backend;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod ffi;
 pub mod iter;
 pub mod keygroup;
 pub mod operator;

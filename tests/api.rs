@@ -251,3 +251,80 @@ fn latest_ignores_checkpoints_without_manifest() {
     };
     assert!(p.starts_with(root.join("chk-1")));
 }
+
+#[test]
+fn rocksdb_working_directory_is_removed_and_stale_ones_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    // A directory left by a crashed process (no such pid) and one of a live process (us).
+    let stale = local.join("statebackend-rocksdb-2147483646-kg-0-7-1");
+    let live = local.join(format!(
+        "statebackend-rocksdb-{}-kg-0-7-2",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(stale.join("db")).unwrap();
+    std::fs::create_dir_all(&live).unwrap();
+
+    let b = StateBackend::open(config(BackendKind::RocksDb, dir.path(), 8, 0, 1)).unwrap();
+    assert!(
+        !stale.exists(),
+        "a dead process's working directory is removed"
+    );
+    assert!(live.exists(), "a live process's working directory is kept");
+    let dirs = statebackend::store::rocks::working_dirs(&local);
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    drop(b);
+    assert_eq!(statebackend::store::rocks::working_dirs(&local), vec![live]);
+}
+
+#[test]
+fn rocksdb_options_are_checked() {
+    let base = [
+        ("state.backend.type", "rocksdb"),
+        ("state.checkpoints.dir", "file:///tmp/x"),
+    ];
+    let ok = Config::from_pairs(base.iter().copied().chain([
+        (
+            "state.backend.rocksdb.predefined-options",
+            "FLASH_SSD_OPTIMIZED",
+        ),
+        ("state.backend.rocksdb.block.blocksize", "16 kb"),
+        ("state.backend.rocksdb.memory.fixed-per-slot", "128 mb"),
+        ("state.backend.rocksdb.writebuffer.count", "3"),
+        ("state.backend.rocksdb.compaction.style", "UNIVERSAL"),
+        (
+            "state.backend.rocksdb.compression.per.level",
+            "NO_COMPRESSION;LZ4_COMPRESSION;ZSTD_COMPRESSION",
+        ),
+    ]));
+    assert!(ok.is_ok(), "{ok:?}");
+    for (key, value, fragment) in [
+        (
+            "state.backend.rocksdb.block.sizee",
+            "4kb",
+            "unknown RocksDB option",
+        ),
+        (
+            "state.backend.rocksdb.compaction.style",
+            "SIDEWAYS",
+            "LEVEL",
+        ),
+        (
+            "state.backend.rocksdb.compression.per.level",
+            "SNAPPY_COMPRESSION",
+            "SNAPPY_COMPRESSION",
+        ),
+        (
+            "state.backend.rocksdb.predefined-options",
+            "FAST",
+            "FLASH_SSD_OPTIMIZED",
+        ),
+        ("state.backend.rocksdb.writebuffer.count", "0", "1 to 64"),
+    ] {
+        let msg = Config::from_pairs(base.iter().copied().chain([(key, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(key) && msg.contains(fragment), "{msg}");
+    }
+}

@@ -441,6 +441,11 @@ proptest! {
     }
 
     #[test]
+    fn rocksdb_backend_matches_model(ops in prop::collection::vec(op(), 1..120), p in 1u32..4) {
+        run(BackendKind::RocksDb, &ops, p);
+    }
+
+    #[test]
     fn fs_backend_matches_model(ops in prop::collection::vec(op(), 1..120), p in 1u32..4) {
         run(BackendKind::Fs, &ops, p);
     }

@@ -7,6 +7,8 @@
 //! iteration, snapshots) are written once, in terms of these primitives.
 
 pub mod heap;
+pub mod rocks;
+pub mod rocks_options;
 
 use crate::error::Result;
 use crate::state::{StateId, StateKind};

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The backends every core test runs against.
 pub fn backends() -> Vec<BackendKind> {
-    vec![BackendKind::Memory, BackendKind::Fs]
+    vec![BackendKind::Memory, BackendKind::Fs, BackendKind::RocksDb]
 }
 
 /// A configuration of `kind` for subtask `index` of `parallelism`.

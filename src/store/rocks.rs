@@ -1,0 +1,577 @@
+//! The RocksDB store: working state in an embedded RocksDB on local disk, bounded
+//! by disk rather than memory.
+//!
+//! One column family per state. Keys follow Flink's layout so a key group is a
+//! contiguous key range: `key group (u16, big-endian) ‖ varint(len key) ‖ key ‖
+//! varint(len namespace) ‖ namespace`, followed by the user key for map state.
+//! Lists are stored encoded (see `codec`) and appended with a merge operator, so
+//! `add` never reads the list. Block cache and memtables of all column families
+//! share one budget (a write-buffer manager charged to the cache).
+
+use super::rocks_options::RocksOptions;
+use super::{EntryData, EntryRef, EntryVisitor, KeyedStore, MapVisitor, StoreView};
+use crate::codec::{get_varint, put_varint};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::keygroup::KeyGroupRange;
+use crate::state::{StateId, StateKind};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
+    MergeOperands, MultiThreaded, Options, ReadOptions, SnapshotWithThreadMode, WriteBatch,
+    WriteBufferManager, WriteOptions,
+};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+/// Prefix of working directories; a stale one is recognised by its dead owner pid.
+const WORKDIR_PREFIX: &str = "statebackend-rocksdb-";
+
+/// An open DB and what must outlive it. Fields drop in order: the DB closes before
+/// its working directory is deleted.
+struct OpenDb {
+    db: Db,
+    _cache: Cache,
+    _write_buffers: WriteBufferManager,
+    dir: WorkDir,
+}
+
+/// The RocksDB store of one backend instance.
+pub struct RocksStore {
+    inner: Arc<OpenDb>,
+    range: KeyGroupRange,
+    states: Vec<(String, StateKind)>,
+    cf_options: Options,
+    write: WriteOptions,
+    read: ReadOptions,
+    /// Reused buffer for composite keys.
+    key_buf: RefCell<Vec<u8>>,
+}
+
+fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let len = existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    if let Some(e) = existing {
+        out.extend_from_slice(e);
+    }
+    for op in operands {
+        out.extend_from_slice(op);
+    }
+    Some(out)
+}
+
+impl RocksStore {
+    /// Opens a fresh DB in a new working directory under the configured local dir,
+    /// after removing working directories left behind by dead processes.
+    pub fn open(config: &Config) -> Result<Self> {
+        let options = RocksOptions::from_config(&config.rocksdb_options)?;
+        let local = config.local_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = WorkDir::create(&local, config.key_group_range)?;
+
+        let cache = Cache::new_lru_cache(options.memory_budget);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            (options.memory_budget as f64 * options.write_buffer_ratio) as usize,
+            false,
+            cache.clone(),
+        );
+        let mut table = BlockBasedOptions::default();
+        table.set_block_size(options.block_size);
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_bloom_filter(10.0, false);
+
+        let mut cf = Options::default();
+        cf.set_block_based_table_factory(&table);
+        cf.set_write_buffer_size(options.write_buffer_size);
+        cf.set_max_write_buffer_number(options.write_buffer_count);
+        cf.set_compaction_style(options.compaction_style);
+        match &options.compression_per_level {
+            Some(levels) => cf.set_compression_per_level(levels),
+            None => {
+                cf.set_compression_type(DBCompressionType::Lz4);
+                cf.set_bottommost_compression_type(DBCompressionType::Zstd);
+            }
+        }
+        cf.set_merge_operator_associative("statebackend-list-append", list_append);
+
+        let mut db_options = cf.clone();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        db_options.set_write_buffer_manager(&write_buffers);
+        db_options.set_max_background_jobs(options.background_jobs);
+
+        let db = Db::open_cf_descriptors(
+            &db_options,
+            dir.path.join("db"),
+            vec![ColumnFamilyDescriptor::new("default", cf.clone())],
+        )?;
+        // State lives in checkpoints; a write-ahead log would only duplicate it.
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        Ok(RocksStore {
+            inner: Arc::new(OpenDb {
+                db,
+                _cache: cache,
+                _write_buffers: write_buffers,
+                dir,
+            }),
+            range: config.key_group_range,
+            states: Vec::new(),
+            cf_options: cf,
+            write,
+            read: ReadOptions::default(),
+            key_buf: RefCell::new(Vec::with_capacity(64)),
+        })
+    }
+
+    /// The working directory (removed when the store and its snapshots are gone).
+    pub fn working_dir(&self) -> &Path {
+        &self.inner.dir.path
+    }
+
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    fn cf(&self, s: StateId) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+        self.db()
+            .cf_handle(&self.states[s as usize].0)
+            .expect("column family created with the state")
+    }
+
+    /// Runs `f` with the composite key of (kg, key, ns[, user key]).
+    fn with_key<R>(
+        &self,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: Option<&[u8]>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let mut buf = self.key_buf.borrow_mut();
+        encode_prefix(&mut buf, kg, key, ns);
+        if let Some(u) = user_key {
+            buf.extend_from_slice(u);
+        }
+        f(&buf)
+    }
+
+    fn get_into(&self, s: StateId, k: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        Ok(
+            match self.db().get_pinned_cf_opt(&self.cf(s), k, &self.read)? {
+                Some(v) => {
+                    out.extend_from_slice(&v);
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    /// Visits every (key, value) under `prefix` in state `s`.
+    fn scan_prefix(
+        &self,
+        s: StateId,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let cf = self.cf(s);
+        let mut it = self.db().raw_iterator_cf_opt(&cf, ReadOptions::default());
+        it.seek(prefix);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(prefix) || !f(k, v)? {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+}
+
+/// `kg (u16 BE) ‖ varint(len key) ‖ key ‖ varint(len ns) ‖ ns` into `buf` (cleared).
+fn encode_prefix(buf: &mut Vec<u8>, kg: u32, key: &[u8], ns: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(&(kg as u16).to_be_bytes());
+    put_varint(buf, key.len() as u64);
+    buf.extend_from_slice(key);
+    put_varint(buf, ns.len() as u64);
+    buf.extend_from_slice(ns);
+}
+
+/// Splits a stored key into (key, namespace, rest = user key).
+fn split_key(k: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let rest = k.get(2..)?;
+    let (klen, used) = get_varint(rest)?;
+    let rest = &rest[used..];
+    let key = rest.get(..usize::try_from(klen).ok()?)?;
+    let rest = &rest[key.len()..];
+    let (nlen, used) = get_varint(rest)?;
+    let rest = &rest[used..];
+    let ns = rest.get(..usize::try_from(nlen).ok()?)?;
+    Some((key, ns, &rest[ns.len()..]))
+}
+
+fn corrupt_key(k: &[u8]) -> Error {
+    Error::RocksDb(format!("malformed key in the working DB: {k:02x?}"))
+}
+
+impl KeyedStore for RocksStore {
+    fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()> {
+        if id as usize != self.states.len() {
+            return Err(Error::State(format!(
+                "state ids must be added in order: got {id}, expected {}",
+                self.states.len()
+            )));
+        }
+        let name = format!("state-{id}");
+        self.inner.db.create_cf(&name, &self.cf_options)?;
+        self.states.push((name, kind));
+        Ok(())
+    }
+
+    fn value_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.with_key(kg, key, ns, None, |k| self.get_into(s, k, out))
+    }
+
+    fn value_put(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        value: &[u8],
+    ) -> Result<()> {
+        self.with_key(kg, key, ns, None, |k| {
+            Ok(self.db().put_cf_opt(&self.cf(s), k, value, &self.write)?)
+        })
+    }
+
+    fn list_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.with_key(kg, key, ns, None, |k| self.get_into(s, k, out))
+    }
+
+    fn list_append(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        encoded: &[u8],
+    ) -> Result<()> {
+        self.with_key(kg, key, ns, None, |k| {
+            Ok(self
+                .db()
+                .merge_cf_opt(&self.cf(s), k, encoded, &self.write)?)
+        })
+    }
+
+    fn list_replace(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        encoded: &[u8],
+    ) -> Result<()> {
+        self.value_put(s, kg, key, ns, encoded)
+    }
+
+    fn map_get(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.with_key(kg, key, ns, Some(user_key), |k| self.get_into(s, k, out))
+    }
+
+    fn map_put(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+        value: &[u8],
+    ) -> Result<()> {
+        self.with_key(kg, key, ns, Some(user_key), |k| {
+            Ok(self.db().put_cf_opt(&self.cf(s), k, value, &self.write)?)
+        })
+    }
+
+    fn map_remove(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+    ) -> Result<()> {
+        self.with_key(kg, key, ns, Some(user_key), |k| {
+            Ok(self.db().delete_cf_opt(&self.cf(s), k, &self.write)?)
+        })
+    }
+
+    fn map_contains(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: &[u8],
+    ) -> Result<bool> {
+        self.with_key(kg, key, ns, Some(user_key), |k| {
+            Ok(self
+                .db()
+                .get_pinned_cf_opt(&self.cf(s), k, &self.read)?
+                .is_some())
+        })
+    }
+
+    fn map_is_empty(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<bool> {
+        let prefix = self.with_key(kg, key, ns, None, <[u8]>::to_vec);
+        let mut empty = true;
+        self.scan_prefix(s, &prefix, |_, _| {
+            empty = false;
+            Ok(false)
+        })?;
+        Ok(empty)
+    }
+
+    fn map_for_each(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        f: &mut MapVisitor<'_>,
+    ) -> Result<()> {
+        let prefix = self.with_key(kg, key, ns, None, <[u8]>::to_vec);
+        self.scan_prefix(s, &prefix, |k, v| {
+            f(&k[prefix.len()..], v)?;
+            Ok(true)
+        })
+    }
+
+    fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
+        let prefix = self.with_key(kg, key, ns, None, <[u8]>::to_vec);
+        if self.states[s as usize].1 != StateKind::Map {
+            return Ok(self.db().delete_cf_opt(&self.cf(s), &prefix, &self.write)?);
+        }
+        // Delete the map's entries as they are scanned, in bounded batches.
+        let cf = self.cf(s);
+        let mut batch = WriteBatch::default();
+        self.scan_prefix(s, &prefix, |k, _| {
+            batch.delete_cf(&cf, k);
+            if batch.len() >= 1024 {
+                self.db()
+                    .write_opt(std::mem::take(&mut batch), &self.write)?;
+            }
+            Ok(true)
+        })?;
+        if !batch.is_empty() {
+            self.db().write_opt(batch, &self.write)?;
+        }
+        Ok(())
+    }
+
+    fn num_entries(&self) -> Result<u64> {
+        let mut n = 0u64;
+        for (id, (_, kind)) in self.states.iter().enumerate() {
+            let cf = self.cf(id as StateId);
+            let mut it = self.db().raw_iterator_cf_opt(&cf, ReadOptions::default());
+            it.seek_to_first();
+            let mut last: Vec<u8> = Vec::new();
+            while let Some(k) = it.key() {
+                if *kind == StateKind::Map {
+                    let (_, _, user_key) = split_key(k).ok_or_else(|| corrupt_key(k))?;
+                    let prefix = &k[..k.len() - user_key.len()];
+                    if prefix != last.as_slice() {
+                        n += 1;
+                        last.clear();
+                        last.extend_from_slice(prefix);
+                    }
+                } else {
+                    n += 1;
+                }
+                it.next();
+            }
+            it.status()?;
+        }
+        Ok(n)
+    }
+
+    fn view(&self) -> Result<Box<dyn StoreView>> {
+        let snapshot = self.inner.db.snapshot();
+        // SAFETY: the snapshot borrows `inner.db`; the view owns an Arc of `inner`,
+        // declared after the snapshot, so the DB outlives the snapshot.
+        let snapshot: SnapshotWithThreadMode<'static, Db> =
+            unsafe { std::mem::transmute(snapshot) };
+        Ok(Box::new(RocksView {
+            snapshot,
+            inner: Arc::clone(&self.inner),
+            range: self.range,
+            states: self.states.clone(),
+        }))
+    }
+
+    fn restore_entry(&mut self, kg: u32, e: EntryRef<'_>) -> Result<()> {
+        match e.data {
+            EntryData::Value(v) => self.value_put(e.state, kg, e.key, e.namespace, v),
+            EntryData::List(l) => self.list_append(e.state, kg, e.key, e.namespace, l),
+            EntryData::MapEntry { user_key, value } => {
+                self.map_put(e.state, kg, e.key, e.namespace, user_key, value)
+            }
+        }
+    }
+}
+
+/// A RocksDB snapshot plus the DB it belongs to. Field order matters: the snapshot
+/// is released before the last reference to the DB can go.
+struct RocksView {
+    snapshot: SnapshotWithThreadMode<'static, Db>,
+    inner: Arc<OpenDb>,
+    range: KeyGroupRange,
+    states: Vec<(String, StateKind)>,
+}
+
+impl StoreView for RocksView {
+    fn for_each_in_key_group(
+        &self,
+        kg: u32,
+        only: Option<StateId>,
+        f: &mut EntryVisitor<'_>,
+    ) -> Result<()> {
+        if !self.range.contains(kg) {
+            return Ok(());
+        }
+        let lower = (kg as u16).to_be_bytes();
+        for (id, (name, kind)) in self.states.iter().enumerate() {
+            let state = id as StateId;
+            if only.is_some_and(|o| o != state) {
+                continue;
+            }
+            let cf = self
+                .inner
+                .db
+                .cf_handle(name)
+                .expect("column family of a registered state");
+            let mut read = ReadOptions::default();
+            if kg < u16::MAX as u32 {
+                read.set_iterate_upper_bound(((kg + 1) as u16).to_be_bytes().to_vec());
+            }
+            let mut it = self.snapshot.raw_iterator_cf_opt(&cf, read);
+            it.seek(lower);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !k.starts_with(&lower) {
+                    break;
+                }
+                let (key, namespace, user_key) = split_key(k).ok_or_else(|| corrupt_key(k))?;
+                let data = match kind {
+                    StateKind::Value => EntryData::Value(v),
+                    StateKind::List => EntryData::List(v),
+                    StateKind::Map => EntryData::MapEntry { user_key, value: v },
+                };
+                f(EntryRef {
+                    state,
+                    key,
+                    namespace,
+                    data,
+                })?;
+                it.next();
+            }
+            it.status()?;
+        }
+        Ok(())
+    }
+}
+
+/// This instance's working directory: created fresh, deleted on drop.
+struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    fn create(local: &Path, range: KeyGroupRange) -> Result<Self> {
+        std::fs::create_dir_all(local).map_err(|e| Error::io(local, e))?;
+        remove_stale_workdirs(local);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = local.join(format!(
+            "{WORKDIR_PREFIX}{}-kg-{range}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(WorkDir { path })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Deletes working directories whose owning process no longer exists: a crashed
+/// process's DB is never opened as live state, only removed.
+fn remove_stale_workdirs(local: &Path) {
+    let Ok(entries) = std::fs::read_dir(local) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORKDIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Paths of live working directories under `local` (for tests and diagnostics).
+pub fn working_dirs(local: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(local)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(WORKDIR_PREFIX))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
