@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::iter::{EntriesIter, KeysIter};
 use crate::keygroup::KeyGroupRange;
 use crate::operator::{Distribution, OperatorStateStore};
-use crate::snapshot::{restore, PendingSnapshot, Retention, SnapshotHandle, Target};
+use crate::snapshot::{restore, Payload, PendingSnapshot, Retention, SnapshotHandle, Target};
 use crate::state::{StateId, StateInfo, StateKind, StateRegistry};
 use crate::storage::file::FileStorage;
 use crate::storage::CheckpointStorage;
@@ -79,21 +79,34 @@ impl StateBackend {
         handles: &[SnapshotHandle],
     ) -> Result<Self> {
         config.validate()?;
-        let mut store: Box<dyn KeyedStore> = match config.backend {
-            BackendKind::Memory | BackendKind::Fs => {
+        let snapshots = restore::open_all(&config, handles)?;
+        let adopted = match config.backend {
+            BackendKind::RocksDb => restore::choose_base(&config, &snapshots),
+            _ => None,
+        };
+        let mut store: Box<dyn KeyedStore> = match (config.backend, adopted) {
+            (BackendKind::Memory | BackendKind::Fs, _) => {
                 Box::new(HeapStore::new(config.key_group_range))
             }
-            BackendKind::RocksDb => Box::new(RocksStore::open(&config)?),
+            (BackendKind::RocksDb, None) => Box::new(RocksStore::open(&config)?),
+            (BackendKind::RocksDb, Some(i)) => {
+                Box::new(restore::open_base(&config, &snapshots[i])?)
+            }
         };
         let mut registry = StateRegistry::default();
-        let operator = restore::restore(&config, &mut registry, store.as_mut(), handles)?;
+        let operator =
+            restore::restore(&config, &mut registry, store.as_mut(), &snapshots, adopted)?;
         let storage = match storage {
             Some(storage) => {
-                let retention = Retention::load(
-                    config.retained_checkpoints,
-                    Arc::clone(&storage),
-                    &instance_name(&config),
-                )?;
+                let instance = instance_name(&config);
+                let mut retention =
+                    Retention::load(config.retained_checkpoints, Arc::clone(&storage), &instance)?;
+                // Files restored from our own incremental checkpoint need no new upload.
+                if let Some(i) = adopted {
+                    if snapshots[i].manifest.key_group_range == config.key_group_range {
+                        retention.restored_from(&snapshots[i].manifest);
+                    }
+                }
                 Some(StorageTarget {
                     storage,
                     retention: Arc::new(Mutex::new(retention)),
@@ -541,7 +554,26 @@ impl StateBackend {
 
     /// The synchronous snapshot phase: captures a consistent view in time independent
     /// of the state's size. Run [`PendingSnapshot::write`] (on any thread) to finish.
+    /// The RocksDB backend with `incremental` set takes an incremental checkpoint.
     pub fn snapshot(&mut self, checkpoint_id: u64) -> Result<PendingSnapshot> {
+        self.snapshot_as(checkpoint_id, self.config.incremental)
+    }
+
+    /// A full, self-contained snapshot whatever the configuration (a savepoint):
+    /// every backend can restore it.
+    pub fn savepoint(&mut self, checkpoint_id: u64) -> Result<PendingSnapshot> {
+        self.snapshot_as(checkpoint_id, false)
+    }
+
+    fn snapshot_as(&mut self, checkpoint_id: u64, incremental: bool) -> Result<PendingSnapshot> {
+        let local = match (&self.storage, incremental) {
+            (Some(_), true) => self.store.local_checkpoint()?,
+            _ => None,
+        };
+        let payload = match local {
+            Some(checkpoint) => Payload::DbCheckpoint(checkpoint),
+            None => Payload::View(self.store.view()?),
+        };
         let target = match &self.storage {
             None => Target::Inline {
                 max_state_size: self.config.max_state_size,
@@ -559,7 +591,7 @@ impl StateBackend {
             range: self.config.key_group_range,
             states: self.registry.all().to_vec(),
             operator_states: self.operator.snapshot(),
-            view: self.store.view()?,
+            payload,
             target,
         })
     }

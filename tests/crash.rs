@@ -4,86 +4,14 @@
 
 mod common;
 
+use common::CrashingStorage;
 use common::{config, dump};
 use statebackend::storage::file::FileStorage;
-use statebackend::storage::{CheckpointStorage, CheckpointWriter};
 use statebackend::{BackendKind, SnapshotHandle, StateBackend, StateKind};
-use std::io::{self, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// File storage whose writers fail once `budget` bytes have been written in total,
-/// and then leave their temporary files behind, as a crash would.
-#[derive(Debug)]
-struct CrashingStorage {
-    inner: FileStorage,
-    budget: Arc<AtomicU64>,
-}
-
-struct CrashingWriter {
-    inner: Option<Box<dyn CheckpointWriter>>,
-    budget: Arc<AtomicU64>,
-}
-
-impl Write for CrashingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.budget.load(Ordering::SeqCst);
-        if left == 0 {
-            // Simulated crash: nothing is cleaned up.
-            std::mem::forget(self.inner.take());
-            return Err(io::Error::other("injected crash"));
-        }
-        let n = (buf.len() as u64).min(left) as usize;
-        self.budget.fetch_sub(n as u64, Ordering::SeqCst);
-        match self.inner.as_mut() {
-            Some(w) => w.write(&buf[..n]),
-            None => Err(io::Error::other("injected crash")),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner
-            .as_mut()
-            .map_or(Err(io::Error::other("injected crash")), |w| w.flush())
-    }
-}
-
-impl CheckpointWriter for CrashingWriter {
-    fn commit(mut self: Box<Self>) -> statebackend::Result<String> {
-        match self.inner.take() {
-            Some(w) if self.budget.load(Ordering::SeqCst) > 0 => w.commit(),
-            Some(w) => {
-                std::mem::forget(w);
-                Err(statebackend::Error::InvalidArgument(
-                    "injected crash at commit".into(),
-                ))
-            }
-            None => Err(statebackend::Error::InvalidArgument(
-                "injected crash".into(),
-            )),
-        }
-    }
-}
-
-impl CheckpointStorage for CrashingStorage {
-    fn create(&self, id: u64, name: &str) -> statebackend::Result<Box<dyn CheckpointWriter>> {
-        Ok(Box::new(CrashingWriter {
-            inner: Some(self.inner.create(id, name)?),
-            budget: Arc::clone(&self.budget),
-        }))
-    }
-    fn discard(&self, id: u64, prefix: &str) -> statebackend::Result<()> {
-        self.inner.discard(id, prefix)
-    }
-    fn checkpoints_with(&self, prefix: &str) -> statebackend::Result<Vec<u64>> {
-        self.inner.checkpoints_with(prefix)
-    }
-    fn location(&self, id: u64, name: &str) -> String {
-        self.inner.location(id, name)
-    }
-}
 
 fn fill(b: &mut StateBackend, round: u8, n: i32) {
     let v = b.register_state("v", StateKind::Value, b"").unwrap();

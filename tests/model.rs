@@ -192,16 +192,23 @@ impl Model {
 /// The system under test: `parallelism` instances, each owning Flink's range.
 struct Cluster {
     kind: BackendKind,
+    incremental: bool,
     dir: std::path::PathBuf,
     instances: Vec<StateBackend>,
 }
 
 impl Cluster {
-    fn open(kind: BackendKind, dir: &std::path::Path, p: u32, handles: &[SnapshotHandle]) -> Self {
+    fn open(
+        kind: BackendKind,
+        incremental: bool,
+        dir: &std::path::Path,
+        p: u32,
+        handles: &[SnapshotHandle],
+    ) -> Self {
         let instances = (0..p)
             .map(|i| {
-                let mut b = StateBackend::restore(config(kind, dir, MAX_PAR, i, p), handles)
-                    .expect("restore");
+                let config = config(kind, dir, MAX_PAR, i, p).with_incremental(incremental);
+                let mut b = StateBackend::restore(config, handles).expect("restore");
                 for (name, kind) in STATES {
                     b.register_state(name, kind, name.as_bytes()).unwrap();
                 }
@@ -210,6 +217,7 @@ impl Cluster {
             .collect();
         Cluster {
             kind,
+            incremental,
             dir: dir.to_path_buf(),
             instances,
         }
@@ -373,8 +381,12 @@ impl Cluster {
 }
 
 fn run(kind: BackendKind, ops: &[Op], start_parallelism: u32) {
+    run_with(kind, false, ops, start_parallelism)
+}
+
+fn run_with(kind: BackendKind, incremental: bool, ops: &[Op], start_parallelism: u32) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::open(kind, dir.path(), start_parallelism, &[]);
+    let mut cluster = Cluster::open(kind, incremental, dir.path(), start_parallelism, &[]);
     let mut model = Model::default();
     let mut next_checkpoint = 1u64;
     let mut pending: Option<(Vec<PendingSnapshot>, Model)> = None;
@@ -400,7 +412,7 @@ fn run(kind: BackendKind, ops: &[Op], start_parallelism: u32) {
                     last = Some((finish(snaps), m));
                 }
                 let Some((handles, m)) = &last else { continue };
-                cluster = Cluster::open(kind, &cluster.dir, *p, handles);
+                cluster = Cluster::open(kind, incremental, &cluster.dir, *p, handles);
                 model = m.clone();
                 cluster.check_all(&model);
                 continue;
@@ -420,7 +432,7 @@ fn run(kind: BackendKind, ops: &[Op], start_parallelism: u32) {
         last = Some((finish(snaps), m));
     }
     if let Some((handles, m)) = last {
-        let restored = Cluster::open(kind, dir.path(), 3, &handles);
+        let restored = Cluster::open(kind, cluster.incremental, dir.path(), 3, &handles);
         restored.check_all(&m);
     }
 }
@@ -443,6 +455,11 @@ proptest! {
     #[test]
     fn rocksdb_backend_matches_model(ops in prop::collection::vec(op(), 1..120), p in 1u32..4) {
         run(BackendKind::RocksDb, &ops, p);
+    }
+
+    #[test]
+    fn rocksdb_incremental_matches_model(ops in prop::collection::vec(op(), 1..120), p in 1u32..4) {
+        run_with(BackendKind::RocksDb, true, &ops, p);
     }
 
     #[test]

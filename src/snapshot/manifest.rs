@@ -25,9 +25,16 @@ pub struct Manifest {
     pub operator_states: Vec<OperatorListSnapshot>,
 }
 
-/// Where the keyed-state data stream is, and how to check it.
+/// The keyed state of a snapshot: a data stream (full) or RocksDB files (incremental).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyedData {
+pub enum KeyedData {
+    Full(FullData),
+    Files(DbFiles),
+}
+
+/// Where the keyed-state data stream of a full snapshot is, and how to check it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullData {
     pub location: DataLocation,
     /// Length of the data stream in bytes.
     pub size: u64,
@@ -39,13 +46,94 @@ pub struct KeyedData {
     pub state_sizes: Vec<(u32, u64)>,
 }
 
-/// Where the data stream of a manifest is.
+/// Where the data stream of a full snapshot is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataLocation {
     /// Right after the manifest, in the same byte string (memory backend).
     Inline,
     /// A file in the same directory as the manifest.
     File(String),
+}
+
+/// The files of a RocksDB checkpoint. Column family `state-<i>` holds state `i`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbFiles {
+    pub files: Vec<DbFile>,
+    /// Bytes this checkpoint uploaded; the rest was shared with earlier checkpoints.
+    pub uploaded_bytes: u64,
+}
+
+/// One file of a RocksDB checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbFile {
+    /// Its name in the RocksDB directory (`000012.sst`, `MANIFEST-000005`, ...).
+    pub name: String,
+    pub location: FileLocation,
+    pub size: u64,
+    /// CRC32C of each `CHUNK_LEN` chunk of the file, in order.
+    pub chunk_crcs: Vec<u32>,
+}
+
+/// Where a RocksDB file of a checkpoint is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileLocation {
+    /// `<checkpoint root>/shared/<name>`, shared by the checkpoints that need it.
+    Shared(String),
+    /// `<checkpoint dir>/<name>`, beside the manifest, owned by this checkpoint.
+    Private(String),
+}
+
+/// Chunk length of the per-file checksums of RocksDB files: 1 MiB.
+pub const CHUNK_LEN: u64 = 1 << 20;
+
+impl FullData {
+    fn check(&self, range: &KeyGroupRange, bad: &dyn Fn(String) -> Error) -> Result<()> {
+        let mut last: Option<(u32, u64)> = None;
+        for &(kg, off) in &self.key_group_offsets {
+            if !range.contains(kg) || off >= self.size {
+                return Err(bad(format!(
+                    "key group {kg} at offset {off} is out of bounds"
+                )));
+            }
+            if let Some((lkg, loff)) = last {
+                if kg <= lkg || off <= loff {
+                    return Err(bad("key-group offsets are not ascending".into()));
+                }
+            }
+            last = Some((kg, off));
+        }
+        Ok(())
+    }
+}
+
+impl DbFiles {
+    fn check(&self, bad: &dyn Fn(String) -> Error) -> Result<()> {
+        for f in &self.files {
+            let remote = match &f.location {
+                FileLocation::Shared(n) | FileLocation::Private(n) => n,
+            };
+            let clean = |n: &str| {
+                !n.is_empty() && !n.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+            };
+            if !clean(&f.name) || f.name.contains('/') || !clean(remote) {
+                return Err(bad(format!("bad file name '{}' -> '{remote}'", f.name)));
+            }
+            if f.chunk_crcs.len() as u64 != f.size.div_ceil(CHUNK_LEN) {
+                return Err(bad(format!(
+                    "file {} has {} checksums for {} bytes",
+                    f.name,
+                    f.chunk_crcs.len(),
+                    f.size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Total size of the checkpoint's files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
 }
 
 impl Manifest {
@@ -133,35 +221,26 @@ impl Manifest {
 
     /// Internal consistency, so later code can index without panicking.
     fn check(&self, file: &str) -> Result<()> {
-        let bad = |reason: String| Err(Error::corrupted(file, MANIFEST_HEADER_LEN as u64, reason));
+        let bad = |reason: String| Error::corrupted(file, MANIFEST_HEADER_LEN as u64, reason);
         crate::keygroup::check_max_parallelism(self.max_parallelism)
-            .or_else(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(e.to_string()))?;
         if self.key_group_range.end() >= self.max_parallelism {
-            return bad(format!(
+            return Err(bad(format!(
                 "key-group range {} exceeds max parallelism {}",
                 self.key_group_range, self.max_parallelism
-            ));
+            )));
         }
         for (i, s) in self.states.iter().enumerate() {
             if s.id as usize != i {
-                return bad(format!(
+                return Err(bad(format!(
                     "state '{}' has id {} at position {i}",
                     s.name, s.id
-                ));
+                )));
             }
         }
-        let mut last: Option<(u32, u64)> = None;
-        for &(kg, off) in &self.keyed.key_group_offsets {
-            if !self.key_group_range.contains(kg) || off >= self.keyed.size {
-                return bad(format!("key group {kg} at offset {off} is out of bounds"));
-            }
-            if let Some((lkg, loff)) = last {
-                if kg <= lkg || off <= loff {
-                    return bad("key-group offsets are not ascending".into());
-                }
-            }
-            last = Some((kg, off));
+        match &self.keyed {
+            KeyedData::Full(full) => full.check(&self.key_group_range, &bad),
+            KeyedData::Files(files) => files.check(&bad),
         }
-        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! run on any thread while the backend keeps working.
 
 pub mod format;
+pub mod incremental;
 pub mod manifest;
 pub mod reader;
 pub mod restore;
@@ -16,8 +17,8 @@ use crate::state::StateInfo;
 use crate::storage::file::FileStorage;
 use crate::storage::CheckpointStorage;
 use crate::store::StoreView;
-use manifest::{DataLocation, Manifest};
-use std::collections::BTreeSet;
+use manifest::{DataLocation, FileLocation, KeyedData, Manifest};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use writer::SizeLimit;
@@ -92,8 +93,11 @@ pub struct CompletedSnapshot {
     /// What to restore from.
     pub handle: SnapshotHandle,
     pub manifest: Manifest,
-    /// Bytes written (data and manifest).
+    /// Bytes written by this snapshot (data or new files, and the manifest).
     pub bytes_written: u64,
+    /// Size of the whole snapshot: for an incremental checkpoint, all files it
+    /// refers to, including those shared with earlier checkpoints.
+    pub full_size: u64,
     /// Problems deleting old checkpoints; the snapshot itself succeeded.
     pub retention_warnings: Vec<String>,
 }
@@ -110,6 +114,14 @@ pub(crate) enum Target {
     },
 }
 
+/// What the synchronous phase captured.
+pub(crate) enum Payload {
+    /// A point-in-time view, written as a full snapshot.
+    View(Box<dyn StoreView>),
+    /// A local RocksDB checkpoint, uploaded incrementally.
+    DbCheckpoint(crate::store::rocks::LocalCheckpoint),
+}
+
 /// A snapshot between its synchronous and asynchronous phase. It owns an immutable
 /// view of the state; it is `Send`, so [`PendingSnapshot::write`] can run on
 /// another thread while the backend keeps processing.
@@ -120,7 +132,7 @@ pub struct PendingSnapshot {
     pub(crate) range: KeyGroupRange,
     pub(crate) states: Vec<StateInfo>,
     pub(crate) operator_states: Vec<OperatorListSnapshot>,
-    pub(crate) view: Box<dyn StoreView>,
+    pub(crate) payload: Payload,
     pub(crate) target: Target,
 }
 
@@ -139,7 +151,7 @@ impl PendingSnapshot {
             range,
             states,
             operator_states,
-            view,
+            payload,
             target,
         } = self;
         let manifest_for = |keyed| Manifest {
@@ -153,6 +165,11 @@ impl PendingSnapshot {
         };
         match target {
             Target::Inline { max_state_size } => {
+                let Payload::View(view) = payload else {
+                    return Err(Error::invalid(
+                        "incremental snapshots need checkpoint storage",
+                    ));
+                };
                 let mut data = Vec::new();
                 let limit = SizeLimit {
                     checkpoint_id,
@@ -168,12 +185,13 @@ impl PendingSnapshot {
                     &name,
                     DataLocation::Inline,
                 )?;
-                let manifest = manifest_for(keyed);
+                let manifest = manifest_for(KeyedData::Full(keyed));
                 let mut blob = manifest.encode()?;
                 blob.extend_from_slice(&data);
                 Ok(CompletedSnapshot {
                     checkpoint_id,
                     bytes_written: blob.len() as u64,
+                    full_size: blob.len() as u64,
                     handle: SnapshotHandle::Inline(blob.into()),
                     manifest,
                     retention_warnings: Vec::new(),
@@ -184,28 +202,50 @@ impl PendingSnapshot {
                 retention,
                 instance,
             } => {
-                // A unique data name: a rewritten checkpoint id never mixes old and new files.
-                let data_name = format!(
-                    "{instance}.{}.data",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_nanos())
-                        .unwrap_or(0)
-                );
-                let location = storage.location(checkpoint_id, &data_name);
-                let mut data = storage.create(checkpoint_id, &data_name)?;
-                let keyed = writer::write_data(
-                    view.as_ref(),
-                    range,
-                    &states,
-                    None,
-                    &mut *data,
-                    &location,
-                    DataLocation::File(data_name),
-                )?;
-                data.commit()?;
+                let keyed = match payload {
+                    Payload::View(view) => {
+                        // A unique data name: a rewritten checkpoint id never mixes old and new files.
+                        let data_name = format!(
+                            "{instance}.{}.data",
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_nanos())
+                                .unwrap_or(0)
+                        );
+                        let location = storage.location(checkpoint_id, &data_name);
+                        let mut data = storage.create(checkpoint_id, &data_name)?;
+                        let full = writer::write_data(
+                            view.as_ref(),
+                            range,
+                            &states,
+                            None,
+                            &mut *data,
+                            &location,
+                            DataLocation::File(data_name),
+                        )?;
+                        data.commit()?;
+                        KeyedData::Full(full)
+                    }
+                    Payload::DbCheckpoint(local) => {
+                        let previous = retention
+                            .lock()
+                            .map_err(|_| Error::Closed("retention lock poisoned".into()))?
+                            .previous_files();
+                        KeyedData::Files(incremental::upload(
+                            &local.dir,
+                            checkpoint_id,
+                            &instance,
+                            storage.as_ref(),
+                            &previous,
+                        )?)
+                    }
+                };
                 let manifest = manifest_for(keyed);
                 let encoded = manifest.encode()?;
+                let (data_written, full_size) = match &manifest.keyed {
+                    KeyedData::Full(f) => (f.size, f.size),
+                    KeyedData::Files(f) => (f.uploaded_bytes, f.total_bytes()),
+                };
                 let manifest_name = format!("{instance}{MANIFEST_SUFFIX}");
                 let mut out = storage.create(checkpoint_id, &manifest_name)?;
                 out.write_all(&encoded)
@@ -214,10 +254,11 @@ impl PendingSnapshot {
                 let retention_warnings = retention
                     .lock()
                     .map_err(|_| Error::Closed("retention lock poisoned".into()))?
-                    .completed(checkpoint_id);
+                    .completed(checkpoint_id, &manifest);
                 Ok(CompletedSnapshot {
                     checkpoint_id,
-                    bytes_written: manifest.keyed.size + encoded.len() as u64,
+                    bytes_written: data_written + encoded.len() as u64,
+                    full_size: full_size + encoded.len() as u64,
                     handle: SnapshotHandle::Manifest(PathBuf::from(manifest_location)),
                     manifest,
                     retention_warnings,
@@ -230,48 +271,94 @@ impl PendingSnapshot {
 use std::io::Write as _;
 
 /// Keeps the newest `keep` completed checkpoints of one instance and deletes the
-/// files of older ones (and of older incomplete attempts).
+/// files of older ones (and of older incomplete attempts). Shared files of
+/// incremental checkpoints are deleted once no retained checkpoint refers to them.
 #[derive(Debug)]
 pub struct Retention {
     keep: usize,
-    completed: BTreeSet<u64>,
+    /// Retained checkpoints and the shared files each refers to.
+    completed: BTreeMap<u64, Vec<String>>,
+    /// Files of the newest completed incremental checkpoint, by name in the DB.
+    previous: incremental::PreviousFiles,
     storage: Arc<dyn CheckpointStorage>,
+    instance: String,
     prefix: String,
 }
 
 impl Retention {
-    /// Starts from the checkpoints this instance already has in storage.
+    /// Starts from the checkpoints this instance already has in storage, and deletes
+    /// shared files that none of them refers to (left by an interrupted upload).
     pub(crate) fn load(
         keep: usize,
         storage: Arc<dyn CheckpointStorage>,
         instance: &str,
     ) -> Result<Self> {
-        let prefix = format!("{instance}.");
-        let manifest = format!("{instance}{MANIFEST_SUFFIX}");
-        let completed = storage
-            .checkpoints_with(&manifest)?
-            .into_iter()
-            .collect::<BTreeSet<_>>();
+        let manifest_name = format!("{instance}{MANIFEST_SUFFIX}");
+        let mut completed = BTreeMap::new();
+        let mut previous = incremental::PreviousFiles::new();
+        for id in storage.checkpoints_with(&manifest_name)? {
+            let Ok(bytes) = storage.read(id, &manifest_name) else {
+                continue; // Not committed: a later discard removes its leftovers.
+            };
+            let location = storage.location(id, &manifest_name);
+            let (manifest, _) = Manifest::decode(&bytes, &location)?;
+            previous = previous_files(&manifest);
+            completed.insert(id, shared_files(&manifest));
+        }
+        let referenced: BTreeSet<&String> = completed.values().flatten().collect();
+        for name in storage.list_shared(instance)? {
+            if !referenced.contains(&name) {
+                storage.discard_shared(&name)?;
+            }
+        }
         Ok(Retention {
             keep,
             completed,
+            previous,
             storage,
-            prefix,
+            instance: instance.to_string(),
+            prefix: format!("{instance}."),
         })
     }
 
+    /// Files of the newest completed incremental checkpoint (what need not be uploaded).
+    pub(crate) fn previous_files(&self) -> incremental::PreviousFiles {
+        self.previous.clone()
+    }
+
+    /// Seeds deduplication with a restored checkpoint of this same instance.
+    pub(crate) fn restored_from(&mut self, manifest: &Manifest) {
+        if self.previous.is_empty() {
+            self.previous = previous_files(manifest);
+        }
+    }
+
     /// Records a completed checkpoint and discards what falls out of retention.
-    fn completed(&mut self, checkpoint_id: u64) -> Vec<String> {
-        self.completed.insert(checkpoint_id);
+    fn completed(&mut self, checkpoint_id: u64, manifest: &Manifest) -> Vec<String> {
+        let newest = self
+            .completed
+            .keys()
+            .next_back()
+            .is_none_or(|&n| checkpoint_id > n);
+        self.completed.insert(checkpoint_id, shared_files(manifest));
+        if newest && matches!(manifest.keyed, KeyedData::Files(_)) {
+            self.previous = previous_files(manifest);
+        }
         let mut warnings = Vec::new();
         while self.completed.len() > self.keep {
-            let oldest = self.completed.pop_first().expect("non-empty");
+            let (oldest, shared) = self.completed.pop_first().expect("non-empty");
             if let Err(e) = self.storage.discard(oldest, &self.prefix) {
                 warnings.push(format!("could not delete checkpoint {oldest}: {e}"));
             }
+            let referenced: BTreeSet<&String> = self.completed.values().flatten().collect();
+            for name in shared.iter().filter(|n| !referenced.contains(n)) {
+                if let Err(e) = self.storage.discard_shared(name) {
+                    warnings.push(format!("could not delete shared file {name}: {e}"));
+                }
+            }
         }
         // Leftovers of attempts older than the oldest retained checkpoint.
-        let oldest_kept = *self.completed.first().expect("just inserted");
+        let oldest_kept = *self.completed.keys().next().expect("just inserted");
         match self.storage.checkpoints_with(&self.prefix) {
             Ok(ids) => {
                 for id in ids.into_iter().filter(|&id| id < oldest_kept) {
@@ -287,6 +374,37 @@ impl Retention {
 
     /// Ids of the retained checkpoints, ascending.
     pub fn retained(&self) -> Vec<u64> {
-        self.completed.iter().copied().collect()
+        self.completed.keys().copied().collect()
+    }
+
+    /// The instance whose checkpoints this tracks.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+fn shared_files(manifest: &Manifest) -> Vec<String> {
+    match &manifest.keyed {
+        KeyedData::Full(_) => Vec::new(),
+        KeyedData::Files(files) => files
+            .files
+            .iter()
+            .filter_map(|f| match &f.location {
+                FileLocation::Shared(n) => Some(n.clone()),
+                FileLocation::Private(_) => None,
+            })
+            .collect(),
+    }
+}
+
+fn previous_files(manifest: &Manifest) -> incremental::PreviousFiles {
+    match &manifest.keyed {
+        KeyedData::Full(_) => incremental::PreviousFiles::new(),
+        KeyedData::Files(files) => files
+            .files
+            .iter()
+            .filter(|f| matches!(f.location, FileLocation::Shared(_)))
+            .map(|f| (f.name.clone(), f.clone()))
+            .collect(),
     }
 }

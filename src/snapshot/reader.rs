@@ -5,39 +5,58 @@ use super::format::{
     BLOCK_HEADER_LEN, DATA_HEADER_LEN, DATA_MAGIC, FORMAT_VERSION, TAG_LIST, TAG_MAP_ENTRY,
     TAG_VALUE,
 };
-use super::manifest::{DataLocation, Manifest};
+use super::manifest::{DataLocation, DbFiles, FullData, KeyedData, Manifest};
 use super::SnapshotHandle;
 use crate::codec::{get_varint, validate_list};
 use crate::error::{Error, Result};
 use crate::state::StateKind;
 use crate::storage::source::{BytesSource, FileSource, SnapshotSource};
 use crate::store::{EntryData, EntryRef};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A manifest and the data it describes, ready to read.
 pub struct OpenSnapshot {
     pub manifest: Manifest,
-    pub data: Box<dyn SnapshotSource>,
+    /// Names the snapshot in messages (a manifest path, or "inline snapshot ...").
+    pub name: String,
+    /// The data stream of a full snapshot.
+    data: Option<Box<dyn SnapshotSource>>,
+    /// The manifest file, beside which the snapshot's files are.
+    manifest_path: Option<PathBuf>,
 }
 
 /// Opens a handle: reads and checks its manifest, opens and checks its data.
 pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
-    let (manifest, data): (Manifest, Box<dyn SnapshotSource>) = match handle {
+    match handle {
         SnapshotHandle::Inline(bytes) => {
-            let name = "inline snapshot";
-            let (manifest, framed) = Manifest::decode(bytes, name)?;
+            let (manifest, framed) = Manifest::decode(bytes, "inline snapshot")?;
             let name = format!("inline snapshot of checkpoint {}", manifest.checkpoint_id);
-            if manifest.keyed.location != DataLocation::Inline {
+            let KeyedData::Full(FullData {
+                location: DataLocation::Inline,
+                size,
+                ..
+            }) = &manifest.keyed
+            else {
                 return Err(Error::corrupted(
                     &name,
                     0,
                     "inline snapshot whose data is not inline",
                 ));
-            }
-            let len = bytes.len() - framed;
-            let src = BytesSource::new(name, Arc::clone(bytes), framed, len);
-            (manifest, Box::new(src))
+            };
+            let src = BytesSource::new(
+                name.clone(),
+                Arc::clone(bytes),
+                framed,
+                bytes.len() - framed,
+            );
+            check_data(&src, *size)?;
+            Ok(OpenSnapshot {
+                manifest,
+                name,
+                data: Some(Box::new(src)),
+                manifest_path: None,
+            })
         }
         SnapshotHandle::Manifest(path) => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -50,38 +69,56 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
                     "trailing bytes after the manifest",
                 ));
             }
-            let DataLocation::File(file) = &manifest.keyed.location else {
-                return Err(Error::corrupted(
-                    &name,
-                    0,
-                    "manifest file whose data is inline",
-                ));
+            let data: Option<Box<dyn SnapshotSource>> = match &manifest.keyed {
+                KeyedData::Full(FullData {
+                    location: DataLocation::File(file),
+                    size,
+                    ..
+                }) => {
+                    if file.contains('/') || file == ".." || file.is_empty() {
+                        return Err(Error::corrupted(
+                            &name,
+                            0,
+                            format!("bad data file name '{file}'"),
+                        ));
+                    }
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    let src = FileSource::open(&dir.join(file))?;
+                    check_data(&src, *size)?;
+                    Some(Box::new(src))
+                }
+                KeyedData::Full(_) => {
+                    return Err(Error::corrupted(
+                        &name,
+                        0,
+                        "manifest file whose data is inline",
+                    ))
+                }
+                KeyedData::Files(_) => None,
             };
-            if file.contains('/') || file == ".." || file.is_empty() {
-                return Err(Error::corrupted(
-                    &name,
-                    0,
-                    format!("bad data file name '{file}'"),
-                ));
-            }
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let src = FileSource::open(&dir.join(file))?;
-            (manifest, Box::new(src))
+            Ok(OpenSnapshot {
+                manifest,
+                name,
+                data,
+                manifest_path: Some(path.clone()),
+            })
         }
-    };
-    if data.len() != manifest.keyed.size {
+    }
+}
+
+/// The data stream has the recorded length and a valid header.
+fn check_data(data: &dyn SnapshotSource, size: u64) -> Result<()> {
+    if data.len() != size {
         return Err(Error::corrupted(
             data.name(),
-            data.len().min(manifest.keyed.size),
+            data.len().min(size),
             format!(
-                "data is {} bytes, the manifest records {} (truncated or replaced)",
-                data.len(),
-                manifest.keyed.size
+                "data is {} bytes, the manifest records {size} (truncated or replaced)",
+                data.len()
             ),
         ));
     }
-    check_data_header(data.as_ref())?;
-    Ok(OpenSnapshot { manifest, data })
+    check_data_header(data)
 }
 
 fn check_data_header(data: &dyn SnapshotSource) -> Result<()> {
@@ -114,6 +151,14 @@ fn check_data_header(data: &dyn SnapshotSource) -> Result<()> {
 }
 
 impl OpenSnapshot {
+    /// The RocksDB files of an incremental snapshot, with the manifest's path.
+    pub fn db_files(&self) -> Option<(&Path, &DbFiles)> {
+        match (&self.manifest.keyed, &self.manifest_path) {
+            (KeyedData::Files(files), Some(path)) => Some((path.as_path(), files)),
+            _ => None,
+        }
+    }
+
     /// Decodes every entry of key group `kg` (which must have an offset in the
     /// manifest), verifying each block's CRC32C before looking inside it.
     pub fn read_key_group(
@@ -122,8 +167,12 @@ impl OpenSnapshot {
         offset: u64,
         f: &mut dyn FnMut(EntryRef<'_>) -> Result<()>,
     ) -> Result<()> {
-        let name = self.data.name();
-        let size = self.data.len();
+        let data = self
+            .data
+            .as_ref()
+            .ok_or_else(|| Error::invalid("not a full snapshot"))?;
+        let name = data.name();
+        let size = data.len();
         let mut pos = offset;
         let mut payload = Vec::new();
         let mut first = true;
@@ -132,7 +181,7 @@ impl OpenSnapshot {
                 return Err(Error::corrupted(name, pos, "truncated block header"));
             }
             let mut header = [0u8; BLOCK_HEADER_LEN];
-            self.data.read_exact_at(pos, &mut header)?;
+            data.read_exact_at(pos, &mut header)?;
             let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
             let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
             let body = pos + BLOCK_HEADER_LEN as u64;
@@ -147,7 +196,7 @@ impl OpenSnapshot {
                 ));
             }
             payload.resize(len as usize, 0);
-            self.data.read_exact_at(body, &mut payload)?;
+            data.read_exact_at(body, &mut payload)?;
             let actual = crc32c::crc32c(&payload);
             if actual != crc {
                 return Err(Error::corrupted(
@@ -170,7 +219,7 @@ impl OpenSnapshot {
                 break;
             }
             first = false;
-            self.decode_records(&payload[4..], body + 4, f)?;
+            self.decode_records(name, &payload[4..], body + 4, f)?;
             pos = body + len;
         }
         Ok(())
@@ -178,11 +227,11 @@ impl OpenSnapshot {
 
     fn decode_records(
         &self,
+        name: &str,
         mut rest: &[u8],
         base: u64,
         f: &mut dyn FnMut(EntryRef<'_>) -> Result<()>,
     ) -> Result<()> {
-        let name = self.data.name();
         let total = rest.len();
         while !rest.is_empty() {
             let at = base + (total - rest.len()) as u64;

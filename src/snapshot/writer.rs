@@ -2,7 +2,7 @@
 //! key-group-ordered data stream (docs/snapshot-format.md).
 
 use super::format::{self, BLOCK_HEADER_LEN, BLOCK_TARGET_LEN, MAX_BLOCK_LEN};
-use super::manifest::{DataLocation, KeyedData};
+use super::manifest::{DataLocation, FullData};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateInfo;
@@ -94,12 +94,12 @@ impl<'w> DataWriter<'w> {
         Ok(self.state_sizes[entry.state as usize])
     }
 
-    fn finish(mut self, location: DataLocation) -> Result<KeyedData> {
+    fn finish(mut self, location: DataLocation) -> Result<FullData> {
         self.flush_block()?;
         self.sink
             .flush()
             .map_err(|e| Error::io(self.sink_name, e))?;
-        Ok(KeyedData {
+        Ok(FullData {
             location,
             size: self.offset,
             crc32c: self.crc,
@@ -124,7 +124,7 @@ pub fn write_data(
     sink: &mut dyn Write,
     sink_name: &str,
     location: DataLocation,
-) -> Result<KeyedData> {
+) -> Result<FullData> {
     let mut w = DataWriter::new(sink, sink_name, states.len())?;
     for kg in range.iter() {
         view.for_each_in_key_group(kg, None, &mut |entry| {

@@ -118,7 +118,54 @@ impl CheckpointStorage for FileStorage {
             .display()
             .to_string()
     }
+
+    fn read(&self, checkpoint_id: u64, name: &str) -> Result<Vec<u8>> {
+        let path = self.checkpoint_dir(checkpoint_id).join(name);
+        fs::read(&path).map_err(|e| Error::io(path, e))
+    }
+
+    fn create_shared(&self, name: &str) -> Result<Box<dyn CheckpointWriter>> {
+        Ok(Box::new(AtomicFile::create(&self.shared_path(name)?)?))
+    }
+
+    fn discard_shared(&self, name: &str) -> Result<()> {
+        let path = self.shared_path(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn list_shared(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.shared_path(dir)?;
+        let mut names = Vec::new();
+        for p in objects_with_prefix(&path, "")? {
+            if let Some(n) = p.file_name().and_then(|n| n.to_str()) {
+                names.push(format!("{dir}/{n}"));
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
 }
+
+impl FileStorage {
+    /// `<root>/shared/<name>`, refusing names that would leave the shared directory.
+    fn shared_path(&self, name: &str) -> Result<PathBuf> {
+        if name.is_empty()
+            || name
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(Error::invalid(format!("bad shared object name '{name}'")));
+        }
+        Ok(self.root.join(SHARED_DIR).join(name))
+    }
+}
+
+/// Directory of shared objects under the checkpoint root.
+pub const SHARED_DIR: &str = "shared";
 
 /// A file that appears under its final name only when committed.
 pub struct AtomicFile {

@@ -25,6 +25,20 @@ pub trait CheckpointStorage: Send + Sync + std::fmt::Debug {
 
     /// The committed location of object `name` of a checkpoint (a path or URL).
     fn location(&self, checkpoint_id: u64, name: &str) -> String;
+
+    /// Reads a committed object of a checkpoint.
+    fn read(&self, checkpoint_id: u64, name: &str) -> Result<Vec<u8>>;
+
+    /// Starts a shared object `<root>/shared/<name>`: a file that several checkpoints
+    /// reference (incremental RocksDB checkpoints). `name` may contain one `/`.
+    fn create_shared(&self, name: &str) -> Result<Box<dyn CheckpointWriter>>;
+
+    /// Deletes a shared object; a missing one is not an error.
+    fn discard_shared(&self, name: &str) -> Result<()>;
+
+    /// Names of the shared objects under `<root>/shared/<dir>/`, as `<dir>/<file>`,
+    /// including unfinished ones (temporary files of interrupted uploads).
+    fn list_shared(&self, dir: &str) -> Result<Vec<String>>;
 }
 
 /// An object being written. Dropping it without commit leaves nothing visible.

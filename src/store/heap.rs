@@ -123,6 +123,10 @@ impl HeapStore {
 }
 
 impl KeyedStore for HeapStore {
+    fn num_states(&self) -> usize {
+        self.states.len()
+    }
+
     fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()> {
         if id as usize != self.states.len() {
             return Err(Error::State(format!(

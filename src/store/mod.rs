@@ -43,6 +43,14 @@ pub type EntryVisitor<'v> = dyn FnMut(EntryRef<'_>) -> Result<()> + 'v;
 
 /// The primitive operations of a keyed store.
 pub trait KeyedStore: Send {
+    /// Number of states the store has room for (ids `0..n`).
+    fn num_states(&self) -> usize;
+
+    /// The synchronous phase of an incremental checkpoint, for stores that have one.
+    fn local_checkpoint(&self) -> Result<Option<rocks::LocalCheckpoint>> {
+        Ok(None)
+    }
+
     /// Makes room for a newly registered state.
     fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()>;
 

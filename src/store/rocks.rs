@@ -66,9 +66,22 @@ impl RocksStore {
     /// Opens a fresh DB in a new working directory under the configured local dir,
     /// after removing working directories left behind by dead processes.
     pub fn open(config: &Config) -> Result<Self> {
+        RocksStore::open_in(config, config.key_group_range, &[], |_| Ok(()))
+    }
+
+    /// Opens a DB whose files `populate` puts into the (empty) DB directory first,
+    /// with column families `state-0..` for `kinds`. `range` bounds what views see.
+    pub(crate) fn open_in(
+        config: &Config,
+        range: KeyGroupRange,
+        kinds: &[StateKind],
+        populate: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Self> {
         let options = RocksOptions::from_config(&config.rocksdb_options)?;
         let local = config.local_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = WorkDir::create(&local, config.key_group_range)?;
+        let dir = WorkDir::create(&local, range)?;
+        let db_path = dir.path.join("db");
+        populate(&db_path)?;
 
         let cache = Cache::new_lru_cache(options.memory_budget);
         let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
@@ -103,11 +116,19 @@ impl RocksStore {
         db_options.set_write_buffer_manager(&write_buffers);
         db_options.set_max_background_jobs(options.background_jobs);
 
-        let db = Db::open_cf_descriptors(
-            &db_options,
-            dir.path.join("db"),
-            vec![ColumnFamilyDescriptor::new("default", cf.clone())],
-        )?;
+        let states: Vec<(String, StateKind)> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (cf_name(i as StateId), *k))
+            .collect();
+        let descriptors = std::iter::once(ColumnFamilyDescriptor::new("default", cf.clone()))
+            .chain(
+                states
+                    .iter()
+                    .map(|(name, _)| ColumnFamilyDescriptor::new(name, cf.clone())),
+            )
+            .collect::<Vec<_>>();
+        let db = Db::open_cf_descriptors(&db_options, &db_path, descriptors)?;
         // State lives in checkpoints; a write-ahead log would only duplicate it.
         let mut write = WriteOptions::default();
         write.disable_wal(true);
@@ -118,12 +139,50 @@ impl RocksStore {
                 _write_buffers: write_buffers,
                 dir,
             }),
-            range: config.key_group_range,
-            states: Vec::new(),
+            range,
+            states,
             cf_options: cf,
             write,
             read: ReadOptions::default(),
             key_buf: RefCell::new(Vec::with_capacity(64)),
+        })
+    }
+
+    /// Deletes every key group outside `own` (delete-range per column family), after
+    /// restoring a DB that covered more key groups than this instance owns.
+    pub(crate) fn clip_to(&mut self, own: KeyGroupRange) -> Result<()> {
+        for (name, _) in &self.states {
+            let cf = self.inner.db.cf_handle(name).expect("open column family");
+            if own.start() > 0 {
+                self.inner
+                    .db
+                    .delete_range_cf(&cf, [0u8, 0], (own.start() as u16).to_be_bytes())?;
+            }
+            // Key groups are below 2^15, so every key is below [0x80, 0].
+            self.inner.db.delete_range_cf(
+                &cf,
+                ((own.end() + 1) as u16).to_be_bytes(),
+                [0x80u8, 0],
+            )?;
+        }
+        self.range = own;
+        Ok(())
+    }
+
+    /// The synchronous phase of an incremental checkpoint: flushes the memtables and
+    /// hard-links the DB's files into a new local directory.
+    pub fn local_checkpoint(&self) -> Result<LocalCheckpoint> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let parent = self.inner.dir.path.join("checkpoints");
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let dir = parent.join(format!("local-{nanos}"));
+        rocksdb::checkpoint::Checkpoint::new(&self.inner.db)?.create_checkpoint(&dir)?;
+        Ok(LocalCheckpoint {
+            dir,
+            _db: Arc::clone(&self.inner),
         })
     }
 
@@ -192,6 +251,24 @@ impl RocksStore {
     }
 }
 
+/// The column family of state `id`.
+fn cf_name(id: StateId) -> String {
+    format!("state-{id}")
+}
+
+/// A RocksDB checkpoint in the local working directory (hard links to the DB's
+/// files). Deleted when dropped; holds the DB open until then.
+pub struct LocalCheckpoint {
+    pub dir: PathBuf,
+    _db: Arc<OpenDb>,
+}
+
+impl Drop for LocalCheckpoint {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// `kg (u16 BE) ‖ varint(len key) ‖ key ‖ varint(len ns) ‖ ns` into `buf` (cleared).
 fn encode_prefix(buf: &mut Vec<u8>, kg: u32, key: &[u8], ns: &[u8]) {
     buf.clear();
@@ -220,6 +297,14 @@ fn corrupt_key(k: &[u8]) -> Error {
 }
 
 impl KeyedStore for RocksStore {
+    fn num_states(&self) -> usize {
+        self.states.len()
+    }
+
+    fn local_checkpoint(&self) -> Result<Option<LocalCheckpoint>> {
+        RocksStore::local_checkpoint(self).map(Some)
+    }
+
     fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()> {
         if id as usize != self.states.len() {
             return Err(Error::State(format!(
@@ -227,7 +312,7 @@ impl KeyedStore for RocksStore {
                 self.states.len()
             )));
         }
-        let name = format!("state-{id}");
+        let name = cf_name(id);
         self.inner.db.create_cf(&name, &self.cf_options)?;
         self.states.push((name, kind));
         Ok(())
