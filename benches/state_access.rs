@@ -50,7 +50,7 @@ fn open(kind: BackendKind, dir: &std::path::Path) -> StateBackend {
 
 fn state_access(c: &mut Criterion) {
     let order = random_keys(1 << 20);
-    for kind in [BackendKind::Memory, BackendKind::Fs] {
+    for kind in [BackendKind::Memory, BackendKind::Fs, BackendKind::RocksDb] {
         let dir = tempfile::tempdir().unwrap();
         let mut b = open(kind, dir.path());
         let value = b.register_state("value", StateKind::Value, b"").unwrap();

@@ -328,3 +328,84 @@ fn rocksdb_options_are_checked() {
         assert!(msg.contains(key) && msg.contains(fragment), "{msg}");
     }
 }
+
+#[test]
+fn single_stream_snapshots_round_trip_and_rescale() {
+    for kind in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = StateBackend::open(config(kind, dir.path(), 16, 0, 1)).unwrap();
+        let v = b.register_state("v", StateKind::Value, b"m").unwrap();
+        for k in 0..300i32 {
+            b.value_put(
+                v,
+                common::kg_of(k, 16),
+                &k.to_le_bytes(),
+                b"",
+                &[k as u8; 3],
+            )
+            .unwrap();
+        }
+        b.register_operator_state("offsets", Distribution::EvenSplit)
+            .unwrap();
+        b.operator_state().update("offsets", &[b"a", b"b"]).unwrap();
+        let mut bytes = Vec::new();
+        let done = b
+            .savepoint(5)
+            .unwrap()
+            .write_to(&mut bytes, "stream")
+            .unwrap();
+        assert_eq!(done.bytes_written, bytes.len() as u64);
+        let expected = dump(&[b]);
+
+        let handle = SnapshotHandle::stream_bytes("savepoint-5", bytes.clone());
+        let parts: Vec<StateBackend> = (0..3)
+            .map(|i| {
+                StateBackend::restore(
+                    config(kind, dir.path(), 16, i, 3),
+                    std::slice::from_ref(&handle),
+                )
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(dump(&parts), expected, "{kind:?}");
+
+        for pos in (0..bytes.len()).step_by(37) {
+            let mut bad = bytes.clone();
+            bad[pos] ^= 0x08;
+            let r = StateBackend::restore(
+                config(kind, dir.path(), 16, 0, 1),
+                &[SnapshotHandle::stream_bytes("savepoint-5", bad)],
+            );
+            assert!(
+                matches!(r, Err(Error::Corrupted { .. })),
+                "{kind:?}: flip at {pos} not detected"
+            );
+        }
+        for len in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            let r = StateBackend::restore(
+                config(kind, dir.path(), 16, 0, 1),
+                &[SnapshotHandle::stream_bytes(
+                    "savepoint-5",
+                    bytes[..len].to_vec(),
+                )],
+            );
+            assert!(
+                matches!(r, Err(Error::Corrupted { .. })),
+                "{kind:?}: truncation to {len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn memory_limit_applies_to_stream_snapshots() {
+    let mut b = StateBackend::open(Config::memory().with_max_state_size(1000)).unwrap();
+    let v = b.register_state("big", StateKind::Value, b"").unwrap();
+    b.value_put(v, 0, b"k", b"", &[0; 2000]).unwrap();
+    let err = b
+        .snapshot(1)
+        .unwrap()
+        .write_to(&mut Vec::new(), "s")
+        .unwrap_err();
+    assert!(matches!(err, Error::StateTooLarge { .. }), "{err}");
+}

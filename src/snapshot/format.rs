@@ -23,6 +23,11 @@ pub const MAX_BLOCK_LEN: u64 = u32::MAX as u64;
 /// Upper bound on a manifest body; anything larger is treated as corruption.
 pub const MAX_MANIFEST_LEN: u64 = 1 << 31;
 
+/// Last 8 bytes of a single-stream snapshot.
+pub const TRAILER_MAGIC: [u8; 8] = *b"STBKTAIL";
+/// Trailer of a single-stream snapshot: offset of the manifest (u64 LE), magic.
+pub const TRAILER_LEN: usize = 16;
+
 /// Record tags.
 pub const TAG_VALUE: u8 = 1;
 pub const TAG_LIST: u8 = 2;

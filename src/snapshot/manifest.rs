@@ -53,6 +53,8 @@ pub enum DataLocation {
     Inline,
     /// A file in the same directory as the manifest.
     File(String),
+    /// At the start of the same stream, before the manifest (single-stream snapshot).
+    Stream,
 }
 
 /// The files of a RocksDB checkpoint. Column family `state-<i>` holds state `i`.

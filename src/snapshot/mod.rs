@@ -15,6 +15,7 @@ use crate::keygroup::KeyGroupRange;
 use crate::operator::OperatorListSnapshot;
 use crate::state::StateInfo;
 use crate::storage::file::FileStorage;
+use crate::storage::source::{BytesSource, SnapshotSource};
 use crate::storage::CheckpointStorage;
 use crate::store::StoreView;
 use manifest::{DataLocation, FileLocation, KeyedData, Manifest};
@@ -23,12 +24,35 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use writer::SizeLimit;
 
-/// What a restore starts from: the bytes of an inline snapshot (memory backend), or
-/// the path of a manifest file (fs and rocksdb backends).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a restore starts from: the bytes of an inline snapshot (memory backend), the
+/// path of a manifest file (fs and rocksdb backends), or a single-stream snapshot
+/// written by [`PendingSnapshot::write_to`] (e.g. into a Flink checkpoint stream).
+#[derive(Clone)]
 pub enum SnapshotHandle {
     Inline(Arc<[u8]>),
     Manifest(PathBuf),
+    Stream(Arc<dyn SnapshotSource>),
+}
+
+impl std::fmt::Debug for SnapshotHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotHandle::Inline(b) => write!(f, "Inline({} bytes)", b.len()),
+            SnapshotHandle::Manifest(p) => write!(f, "Manifest({})", p.display()),
+            SnapshotHandle::Stream(s) => write!(f, "Stream({}, {} bytes)", s.name(), s.len()),
+        }
+    }
+}
+
+impl PartialEq for SnapshotHandle {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SnapshotHandle::Inline(a), SnapshotHandle::Inline(b)) => a == b,
+            (SnapshotHandle::Manifest(a), SnapshotHandle::Manifest(b)) => a == b,
+            (SnapshotHandle::Stream(a), SnapshotHandle::Stream(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 impl SnapshotHandle {
@@ -78,9 +102,25 @@ impl SnapshotHandle {
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             SnapshotHandle::Inline(b) => Some(b),
-            SnapshotHandle::Manifest(_) => None,
+            _ => None,
         }
     }
+
+    /// A single-stream snapshot held in memory (see [`PendingSnapshot::write_to`]).
+    pub fn stream_bytes(name: &str, bytes: impl Into<Arc<[u8]>>) -> Self {
+        let bytes: Arc<[u8]> = bytes.into();
+        let len = bytes.len();
+        SnapshotHandle::Stream(Arc::new(BytesSource::new(name.to_string(), bytes, 0, len)))
+    }
+}
+
+/// The result of [`PendingSnapshot::write_to`].
+#[derive(Clone, Debug)]
+pub struct StreamedSnapshot {
+    pub checkpoint_id: u64,
+    pub manifest: Manifest,
+    /// Length of everything written: data, manifest and trailer.
+    pub bytes_written: u64,
 }
 
 /// File name suffix of manifests.
@@ -139,6 +179,61 @@ pub struct PendingSnapshot {
 impl PendingSnapshot {
     pub fn checkpoint_id(&self) -> u64 {
         self.checkpoint_id
+    }
+
+    /// The asynchronous phase into one byte stream: `data ‖ manifest ‖ trailer`
+    /// (docs/snapshot-format.md, "Single-stream snapshots"), e.g. a Flink checkpoint
+    /// output stream. A full snapshot whatever the configuration; the memory
+    /// backend's size limit applies. Restore with [`SnapshotHandle::Stream`].
+    pub fn write_to(
+        self,
+        sink: &mut dyn std::io::Write,
+        sink_name: &str,
+    ) -> Result<StreamedSnapshot> {
+        let limit = match self.target {
+            Target::Inline { max_state_size } => Some(SizeLimit {
+                checkpoint_id: self.checkpoint_id,
+                max_state_size,
+            }),
+            Target::Storage { .. } => None,
+        };
+        let Payload::View(view) = self.payload else {
+            return Err(Error::invalid(
+                "an incremental checkpoint cannot be written as one stream; take a savepoint",
+            ));
+        };
+        let full = writer::write_data(
+            view.as_ref(),
+            self.range,
+            &self.states,
+            limit,
+            sink,
+            sink_name,
+            DataLocation::Stream,
+        )?;
+        let data_size = full.size;
+        let manifest = Manifest {
+            checkpoint_id: self.checkpoint_id,
+            backend: self.backend,
+            max_parallelism: self.max_parallelism,
+            key_group_range: self.range,
+            states: self.states,
+            keyed: KeyedData::Full(full),
+            operator_states: self.operator_states,
+        };
+        let encoded = manifest.encode()?;
+        let mut trailer = [0u8; format::TRAILER_LEN];
+        trailer[..8].copy_from_slice(&data_size.to_le_bytes());
+        trailer[8..].copy_from_slice(&format::TRAILER_MAGIC);
+        sink.write_all(&encoded)
+            .and_then(|_| sink.write_all(&trailer))
+            .and_then(|_| sink.flush())
+            .map_err(|e| Error::io(sink_name, e))?;
+        Ok(StreamedSnapshot {
+            checkpoint_id: self.checkpoint_id,
+            bytes_written: data_size + (encoded.len() + format::TRAILER_LEN) as u64,
+            manifest,
+        })
     }
 
     /// The asynchronous phase: writes the data, then the manifest, each atomically.

@@ -3,14 +3,14 @@
 
 use super::format::{
     BLOCK_HEADER_LEN, DATA_HEADER_LEN, DATA_MAGIC, FORMAT_VERSION, TAG_LIST, TAG_MAP_ENTRY,
-    TAG_VALUE,
+    TAG_VALUE, TRAILER_LEN, TRAILER_MAGIC,
 };
 use super::manifest::{DataLocation, DbFiles, FullData, KeyedData, Manifest};
 use super::SnapshotHandle;
 use crate::codec::{get_varint, validate_list};
 use crate::error::{Error, Result};
 use crate::state::StateKind;
-use crate::storage::source::{BytesSource, FileSource, SnapshotSource};
+use crate::storage::source::{BytesSource, FileSource, SliceSource, SnapshotSource};
 use crate::store::{EntryData, EntryRef};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +50,85 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
                 framed,
                 bytes.len() - framed,
             );
+            check_data(&src, *size)?;
+            Ok(OpenSnapshot {
+                manifest,
+                name,
+                data: Some(Box::new(src)),
+                manifest_path: None,
+            })
+        }
+        SnapshotHandle::Stream(source) => {
+            let name = source.name().to_string();
+            let len = source.len();
+            if len < TRAILER_LEN as u64 {
+                return Err(Error::corrupted(
+                    &name,
+                    len,
+                    "too short for a snapshot stream",
+                ));
+            }
+            let mut trailer = [0u8; TRAILER_LEN];
+            source.read_exact_at(len - TRAILER_LEN as u64, &mut trailer)?;
+            if trailer[8..] != TRAILER_MAGIC {
+                return Err(Error::corrupted(
+                    &name,
+                    len - 8,
+                    "not a libstatebackend snapshot stream (bad trailer magic; truncated?)",
+                ));
+            }
+            let manifest_at = u64::from_le_bytes(trailer[..8].try_into().expect("8 bytes"));
+            let manifest_len = (len - TRAILER_LEN as u64)
+                .checked_sub(manifest_at)
+                .filter(|l| *l <= crate::snapshot::format::MAX_MANIFEST_LEN)
+                .ok_or_else(|| {
+                    Error::corrupted(
+                        &name,
+                        len - TRAILER_LEN as u64,
+                        "manifest offset out of bounds",
+                    )
+                })?;
+            let mut bytes = vec![0u8; manifest_len as usize];
+            source.read_exact_at(manifest_at, &mut bytes)?;
+            let (manifest, framed) = Manifest::decode(&bytes, &name).map_err(|e| match e {
+                Error::Corrupted {
+                    file,
+                    offset,
+                    reason,
+                } => Error::Corrupted {
+                    file,
+                    offset: offset + manifest_at,
+                    reason,
+                },
+                other => other,
+            })?;
+            if framed != bytes.len() {
+                return Err(Error::corrupted(
+                    &name,
+                    manifest_at + framed as u64,
+                    "bytes between the manifest and the trailer",
+                ));
+            }
+            let KeyedData::Full(FullData {
+                location: DataLocation::Stream,
+                size,
+                ..
+            }) = &manifest.keyed
+            else {
+                return Err(Error::corrupted(
+                    &name,
+                    manifest_at,
+                    "stream snapshot whose data is not in the stream",
+                ));
+            };
+            if *size != manifest_at {
+                return Err(Error::corrupted(
+                    &name,
+                    len - TRAILER_LEN as u64,
+                    "trailer and manifest disagree on the data size",
+                ));
+            }
+            let src = SliceSource::new(Arc::clone(source), 0, manifest_at);
             check_data(&src, *size)?;
             Ok(OpenSnapshot {
                 manifest,

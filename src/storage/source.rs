@@ -109,3 +109,37 @@ impl SnapshotSource for FileSource {
         })
     }
 }
+
+/// A range of another source (the data part of a single-stream snapshot).
+pub struct SliceSource {
+    inner: Arc<dyn SnapshotSource>,
+    start: u64,
+    len: u64,
+}
+
+impl SliceSource {
+    pub fn new(inner: Arc<dyn SnapshotSource>, start: u64, len: u64) -> Self {
+        SliceSource { inner, start, len }
+    }
+}
+
+impl SnapshotSource for SliceSource {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        match offset.checked_add(buf.len() as u64) {
+            Some(end) if end <= self.len => self.inner.read_exact_at(self.start + offset, buf),
+            _ => Err(Error::corrupted(
+                self.name(),
+                self.start + offset,
+                format!("read of {} bytes past the end", buf.len()),
+            )),
+        }
+    }
+}
