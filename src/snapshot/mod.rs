@@ -390,14 +390,12 @@ impl Retention {
     ) -> Result<Self> {
         let manifest_name = format!("{instance}{MANIFEST_SUFFIX}");
         let mut completed = BTreeMap::new();
-        let mut previous = incremental::PreviousFiles::new();
         for id in storage.checkpoints_with(&manifest_name)? {
             let Ok(bytes) = storage.read(id, &manifest_name) else {
                 continue; // Not committed: a later discard removes its leftovers.
             };
             let location = storage.location(id, &manifest_name);
             let (manifest, _) = Manifest::decode(&bytes, &location)?;
-            previous = previous_files(&manifest);
             completed.insert(id, shared_files(&manifest));
         }
         let referenced: BTreeSet<&String> = completed.values().flatten().collect();
@@ -406,10 +404,13 @@ impl Retention {
                 storage.discard_shared(&name)?;
             }
         }
+        // Deduplication starts empty: RocksDB file names are unique only within one
+        // DB's history, and this DB may not be the one that wrote those checkpoints
+        // (see `restored_from`).
         Ok(Retention {
             keep,
             completed,
-            previous,
+            previous: incremental::PreviousFiles::new(),
             storage,
             instance: instance.to_string(),
             prefix: format!("{instance}."),
@@ -421,11 +422,10 @@ impl Retention {
         self.previous.clone()
     }
 
-    /// Seeds deduplication with a restored checkpoint of this same instance.
+    /// Seeds deduplication with the checkpoint whose files became this DB (the base
+    /// of the restore, of this same instance): those files are the DB's own.
     pub(crate) fn restored_from(&mut self, manifest: &Manifest) {
-        if self.previous.is_empty() {
-            self.previous = previous_files(manifest);
-        }
+        self.previous = previous_files(manifest);
     }
 
     /// Records a completed checkpoint and discards what falls out of retention.

@@ -1,35 +1,38 @@
 //! The in-memory store of the Memory and Fs backends.
 //!
-//! Each state keeps one persistent hash map (a HAMT from `imbl`) per key group,
-//! keyed by the composite key `varint(len(key)) ‖ key ‖ namespace`. Cloning such a
-//! map is O(1) and shares all nodes; a write after a clone copies only the path to
-//! the entry it touches. So the synchronous snapshot phase clones
-//! `states × key groups` map roots, independent of how much state there is, and
-//! the asynchronous phase reads the clones on another thread while the task keeps
-//! writing. Flink's CopyOnWriteStateMap instead copies its bucket array, which
-//! grows with the number of entries.
+//! Each state keeps one copy-on-write hash table ([`CowTable`]) per key group,
+//! keyed by the composite key `varint(len(key)) ‖ key ‖ namespace`. Cloning a table
+//! clones its segment pointers, so the synchronous snapshot phase costs
+//! `states × key groups × segments` pointer copies, independent of the size of the
+//! keys and values, and the asynchronous phase reads the clones on another thread
+//! while the task keeps writing; a write copies only the segment it touches.
+//! Flink's CopyOnWriteStateMap instead copies its bucket array, which grows with
+//! the number of entries.
 
+use super::table::{CowTable, SmallBytes};
 use super::{EntryData, EntryRef, EntryVisitor, KeyedStore, MapVisitor, StoreView};
 use crate::codec::{composite_key, split_composite_key};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
 use crate::state::{StateId, StateKind};
 use std::cell::RefCell;
+use std::sync::Arc;
 
 type Hasher = foldhash::fast::RandomState;
-type Table<V> = imbl::GenericHashMap<Box<[u8]>, V, Hasher, imbl::shared_ptr::DefaultSharedPtr>;
-type Bytes = Box<[u8]>;
+/// A list in its encoded form, shared until written (copy on write per entry).
+type ListBytes = Arc<Vec<u8>>;
+type MapTable = CowTable<SmallBytes>;
 
 /// One state's tables, one per owned key group.
 #[derive(Clone)]
 enum HeapState {
-    Value(Vec<Table<Bytes>>),
-    List(Vec<Table<Vec<u8>>>),
-    Map(Vec<Table<Table<Bytes>>>),
+    Value(Vec<CowTable<SmallBytes>>),
+    List(Vec<CowTable<ListBytes>>),
+    Map(Vec<CowTable<MapTable>>),
 }
 
-fn new_tables<V: Clone>(n: u32, hasher: &Hasher) -> Vec<Table<V>> {
-    (0..n).map(|_| Table::with_hasher(hasher.clone())).collect()
+fn new_tables<V: Clone>(n: u32, hasher: &Hasher) -> Vec<CowTable<V>> {
+    (0..n).map(|_| CowTable::with_hasher(hasher.clone())).collect()
 }
 
 /// The in-memory keyed store.
@@ -56,70 +59,22 @@ impl HeapStore {
         debug_assert!(self.range.contains(kg));
         (kg - self.range.start()) as usize
     }
+}
 
-    #[inline]
-    fn values(&self, s: StateId) -> &[Table<Bytes>] {
-        match &self.states[s as usize] {
-            HeapState::Value(t) => t,
+/// Accessors of one kind's tables; the backend has checked the state's kind.
+macro_rules! tables {
+    ($states:expr, $s:expr, $kind:ident) => {
+        match &$states[$s as usize] {
+            HeapState::$kind(t) => t,
             _ => unreachable!("kind checked by the backend"),
         }
-    }
-
-    #[inline]
-    fn values_mut(&mut self, s: StateId, kg: u32) -> &mut Table<Bytes> {
-        let i = self.idx(kg);
-        match &mut self.states[s as usize] {
-            HeapState::Value(t) => &mut t[i],
+    };
+    (mut $states:expr, $s:expr, $kind:ident) => {
+        match &mut $states[$s as usize] {
+            HeapState::$kind(t) => t,
             _ => unreachable!("kind checked by the backend"),
         }
-    }
-
-    #[inline]
-    fn lists(&self, s: StateId) -> &[Table<Vec<u8>>] {
-        match &self.states[s as usize] {
-            HeapState::List(t) => t,
-            _ => unreachable!("kind checked by the backend"),
-        }
-    }
-
-    #[inline]
-    fn lists_mut(&mut self, s: StateId, kg: u32) -> &mut Table<Vec<u8>> {
-        let i = self.idx(kg);
-        match &mut self.states[s as usize] {
-            HeapState::List(t) => &mut t[i],
-            _ => unreachable!("kind checked by the backend"),
-        }
-    }
-
-    #[inline]
-    fn maps(&self, s: StateId) -> &[Table<Table<Bytes>>] {
-        match &self.states[s as usize] {
-            HeapState::Map(t) => t,
-            _ => unreachable!("kind checked by the backend"),
-        }
-    }
-
-    #[inline]
-    fn maps_mut(&mut self, s: StateId, kg: u32) -> &mut Table<Table<Bytes>> {
-        let i = self.idx(kg);
-        match &mut self.states[s as usize] {
-            HeapState::Map(t) => &mut t[i],
-            _ => unreachable!("kind checked by the backend"),
-        }
-    }
-
-    /// Runs `f` with the composite key of (key, ns) in the scratch buffer.
-    #[inline]
-    fn with_key<R>(&self, key: &[u8], ns: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-        let mut scratch = self.scratch.borrow_mut();
-        composite_key(&mut scratch, key, ns);
-        f(&scratch)
-    }
-
-    fn inner_map(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Option<&Table<Bytes>> {
-        let table = &self.maps(s)[self.idx(kg)];
-        self.with_key(key, ns, |ck| table.get(ck))
-    }
+    };
 }
 
 impl KeyedStore for HeapStore {
@@ -152,14 +107,16 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<bool> {
-        let table = &self.values(s)[self.idx(kg)];
-        Ok(self.with_key(key, ns, |ck| match table.get(ck) {
+        let table = &tables!(self.states, s, Value)[self.idx(kg)];
+        let mut ck = self.scratch.borrow_mut();
+        composite_key(&mut ck, key, ns);
+        Ok(match table.get(&ck) {
             Some(v) => {
-                out.extend_from_slice(v);
+                out.extend_from_slice(v.as_slice());
                 true
             }
             None => false,
-        }))
+        })
     }
 
     #[inline]
@@ -171,17 +128,16 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         value: &[u8],
     ) -> Result<()> {
-        let mut ck = std::mem::take(self.scratch.get_mut());
-        composite_key(&mut ck, key, ns);
-        let table = self.values_mut(s, kg);
-        match table.get_mut(&ck[..]) {
-            Some(v) if v.len() == value.len() => v.copy_from_slice(value),
-            Some(v) => *v = value.into(),
+        let i = self.idx(kg);
+        let ck = self.scratch.get_mut();
+        composite_key(ck, key, ns);
+        let table = &mut tables!(mut self.states, s, Value)[i];
+        match table.get_mut(ck) {
+            Some(v) => v.set(value),
             None => {
-                table.insert(ck[..].into(), value.into());
+                table.insert(ck, SmallBytes::new(value));
             }
         }
-        *self.scratch.get_mut() = ck;
         Ok(())
     }
 
@@ -193,14 +149,16 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<bool> {
-        let table = &self.lists(s)[self.idx(kg)];
-        Ok(self.with_key(key, ns, |ck| match table.get(ck) {
+        let table = &tables!(self.states, s, List)[self.idx(kg)];
+        let mut ck = self.scratch.borrow_mut();
+        composite_key(&mut ck, key, ns);
+        Ok(match table.get(&ck) {
             Some(v) => {
                 out.extend_from_slice(v);
                 true
             }
             None => false,
-        }))
+        })
     }
 
     fn list_append(
@@ -211,16 +169,16 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         encoded: &[u8],
     ) -> Result<()> {
-        let mut ck = std::mem::take(self.scratch.get_mut());
-        composite_key(&mut ck, key, ns);
-        let table = self.lists_mut(s, kg);
-        match table.get_mut(&ck[..]) {
-            Some(list) => list.extend_from_slice(encoded),
+        let i = self.idx(kg);
+        let ck = self.scratch.get_mut();
+        composite_key(ck, key, ns);
+        let table = &mut tables!(mut self.states, s, List)[i];
+        match table.get_mut(ck) {
+            Some(list) => Arc::make_mut(list).extend_from_slice(encoded),
             None => {
-                table.insert(ck[..].into(), encoded.to_vec());
+                table.insert(ck, Arc::new(encoded.to_vec()));
             }
         }
-        *self.scratch.get_mut() = ck;
         Ok(())
     }
 
@@ -232,11 +190,10 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         encoded: &[u8],
     ) -> Result<()> {
-        let mut ck = std::mem::take(self.scratch.get_mut());
-        composite_key(&mut ck, key, ns);
-        self.lists_mut(s, kg)
-            .insert(ck[..].into(), encoded.to_vec());
-        *self.scratch.get_mut() = ck;
+        let i = self.idx(kg);
+        let ck = self.scratch.get_mut();
+        composite_key(ck, key, ns);
+        tables!(mut self.states, s, List)[i].insert(ck, Arc::new(encoded.to_vec()));
         Ok(())
     }
 
@@ -249,15 +206,16 @@ impl KeyedStore for HeapStore {
         user_key: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<bool> {
-        Ok(
-            match self.inner_map(s, kg, key, ns).and_then(|m| m.get(user_key)) {
-                Some(v) => {
-                    out.extend_from_slice(v);
-                    true
-                }
-                None => false,
-            },
-        )
+        let table = &tables!(self.states, s, Map)[self.idx(kg)];
+        let mut ck = self.scratch.borrow_mut();
+        composite_key(&mut ck, key, ns);
+        Ok(match table.get(&ck).and_then(|m| m.get(user_key)) {
+            Some(v) => {
+                out.extend_from_slice(v.as_slice());
+                true
+            }
+            None => false,
+        })
     }
 
     fn map_put(
@@ -269,21 +227,20 @@ impl KeyedStore for HeapStore {
         user_key: &[u8],
         value: &[u8],
     ) -> Result<()> {
-        let mut ck = std::mem::take(self.scratch.get_mut());
-        composite_key(&mut ck, key, ns);
-        let hasher = self.hasher.clone();
-        let table = self.maps_mut(s, kg);
-        match table.get_mut(&ck[..]) {
+        let i = self.idx(kg);
+        let ck = self.scratch.get_mut();
+        composite_key(ck, key, ns);
+        let table = &mut tables!(mut self.states, s, Map)[i];
+        match table.get_mut(ck) {
             Some(map) => {
-                map.insert(user_key.into(), value.into());
+                map.insert(user_key, SmallBytes::new(value));
             }
             None => {
-                let mut map = Table::with_hasher(hasher);
-                map.insert(user_key.into(), value.into());
-                table.insert(ck[..].into(), map);
+                let mut map = CowTable::with_hasher(self.hasher.clone());
+                map.insert(user_key, SmallBytes::new(value));
+                table.insert(ck, map);
             }
         }
-        *self.scratch.get_mut() = ck;
         Ok(())
     }
 
@@ -295,19 +252,18 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         user_key: &[u8],
     ) -> Result<()> {
-        let mut ck = std::mem::take(self.scratch.get_mut());
-        composite_key(&mut ck, key, ns);
-        let table = self.maps_mut(s, kg);
-        // Look before writing: get_mut would copy shared nodes even for a miss.
-        let present = table.get(&ck[..]).is_some_and(|m| m.contains_key(user_key));
-        if present {
-            let map = table.get_mut(&ck[..]).expect("present");
+        let i = self.idx(kg);
+        let ck = self.scratch.get_mut();
+        composite_key(ck, key, ns);
+        let table = &mut tables!(mut self.states, s, Map)[i];
+        // Look before writing: get_mut would copy a shared segment for nothing.
+        if table.get(ck).is_some_and(|m| m.contains_key(user_key)) {
+            let map = table.get_mut(ck).expect("present");
             map.remove(user_key);
             if map.is_empty() {
-                table.remove(&ck[..]);
+                table.remove(ck);
             }
         }
-        *self.scratch.get_mut() = ck;
         Ok(())
     }
 
@@ -319,13 +275,17 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         user_key: &[u8],
     ) -> Result<bool> {
-        Ok(self
-            .inner_map(s, kg, key, ns)
-            .is_some_and(|m| m.contains_key(user_key)))
+        let table = &tables!(self.states, s, Map)[self.idx(kg)];
+        let mut ck = self.scratch.borrow_mut();
+        composite_key(&mut ck, key, ns);
+        Ok(table.get(&ck).is_some_and(|m| m.contains_key(user_key)))
     }
 
     fn map_is_empty(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<bool> {
-        Ok(self.inner_map(s, kg, key, ns).is_none_or(|m| m.is_empty()))
+        let table = &tables!(self.states, s, Map)[self.idx(kg)];
+        let mut ck = self.scratch.borrow_mut();
+        composite_key(&mut ck, key, ns);
+        Ok(table.get(&ck).is_none_or(|m| m.is_empty()))
     }
 
     fn map_for_each(
@@ -336,37 +296,30 @@ impl KeyedStore for HeapStore {
         ns: &[u8],
         f: &mut MapVisitor<'_>,
     ) -> Result<()> {
-        if let Some(map) = self.inner_map(s, kg, key, ns) {
+        let table = &tables!(self.states, s, Map)[self.idx(kg)];
+        let map = {
+            let mut ck = self.scratch.borrow_mut();
+            composite_key(&mut ck, key, ns);
+            table.get(&ck)
+        };
+        if let Some(map) = map {
             for (k, v) in map.iter() {
-                f(k, v)?;
+                f(k, v.as_slice())?;
             }
         }
         Ok(())
     }
 
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
-        let mut ck = std::mem::take(self.scratch.get_mut());
-        composite_key(&mut ck, key, ns);
         let i = self.idx(kg);
-        // Removing a missing key from a shared map would still copy nodes: look first.
+        let ck = self.scratch.get_mut();
+        composite_key(ck, key, ns);
+        // CowTable::remove copies nothing on a miss.
         match &mut self.states[s as usize] {
-            HeapState::Value(t) => {
-                if t[i].contains_key(&ck[..]) {
-                    t[i].remove(&ck[..]);
-                }
-            }
-            HeapState::List(t) => {
-                if t[i].contains_key(&ck[..]) {
-                    t[i].remove(&ck[..]);
-                }
-            }
-            HeapState::Map(t) => {
-                if t[i].contains_key(&ck[..]) {
-                    t[i].remove(&ck[..]);
-                }
-            }
+            HeapState::Value(t) => drop(t[i].remove(ck)),
+            HeapState::List(t) => drop(t[i].remove(ck)),
+            HeapState::Map(t) => drop(t[i].remove(ck)),
         }
-        *self.scratch.get_mut() = ck;
         Ok(())
     }
 
@@ -400,7 +353,7 @@ impl KeyedStore for HeapStore {
     }
 }
 
-/// The snapshot view: cloned map roots, shared with the live store until it writes.
+/// The snapshot view: cloned tables, sharing segments with the live store until it writes.
 struct HeapView {
     range: KeyGroupRange,
     states: Vec<HeapState>,
@@ -430,7 +383,7 @@ impl StoreView for HeapView {
                             state,
                             key,
                             namespace,
-                            data: EntryData::Value(v),
+                            data: EntryData::Value(v.as_slice()),
                         })?;
                     }
                 }
@@ -453,7 +406,10 @@ impl StoreView for HeapView {
                                 state,
                                 key,
                                 namespace,
-                                data: EntryData::MapEntry { user_key, value },
+                                data: EntryData::MapEntry {
+                                    user_key,
+                                    value: value.as_slice(),
+                                },
                             })?;
                         }
                     }

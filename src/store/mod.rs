@@ -9,6 +9,7 @@
 pub mod heap;
 pub mod rocks;
 pub mod rocks_options;
+pub mod table;
 
 use crate::error::Result;
 use crate::state::{StateId, StateKind};
