@@ -7,6 +7,11 @@ if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && ! ldconfig -p 2
   need_pkgs+=(libclang-dev)
 fi
 command -v c++ >/dev/null || need_pkgs+=(g++)
+# The C ABI tests run under valgrind and build the CMake example through pkg-config.
+command -v valgrind >/dev/null || need_pkgs+=(valgrind)
+command -v cmake >/dev/null || need_pkgs+=(cmake)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+command -v python3 >/dev/null || need_pkgs+=(python3)
 if [ "${STATEBACKEND_NEED_JAVA:-0}" = 1 ]; then
   command -v mvn >/dev/null || need_pkgs+=(maven)
   command -v javac >/dev/null || need_pkgs+=(openjdk-17-jdk-headless)

@@ -9,11 +9,11 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-DEMO="$ROOT/target/release/examples/demo"
+DEMO="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/demo"
 READER="$HERE/read_snapshot.py"
 export PYTHONDONTWRITEBYTECODE=1
 
-# The format changed: always rebuild (cargo waits for a concurrent build's lock).
+# Build the demo first (cheap when it is current).
 (cd "$ROOT" && cargo build --release --example demo) || { echo "cargo build failed"; exit 1; }
 
 TMP="$(mktemp -d)"
