@@ -32,7 +32,9 @@ enum HeapState {
 }
 
 fn new_tables<V: Clone>(n: u32, hasher: &Hasher) -> Vec<CowTable<V>> {
-    (0..n).map(|_| CowTable::with_hasher(hasher.clone())).collect()
+    (0..n)
+        .map(|_| CowTable::with_hasher(hasher.clone()))
+        .collect()
 }
 
 /// The in-memory keyed store.
