@@ -88,7 +88,7 @@ if [[ ${#dumps[@]} -gt 0 ]] \
 else
     fail "check_demo: $(cat "$TMP/check" 2>/dev/null || echo 'no full snapshot')"
 fi
-[[ ${#full_manifests[@]} -gt 0 ]] || { echo "spec reader: $passed passed, $((failed + 1)) failed"; exit 1; }
+[[ ${#full_manifests[@]} -gt 0 ]] || { echo "spec-reader: $passed passed, $((failed + 1)) failed"; exit 1; }
 
 # 4. every other checkpoint still on disk reads cleanly too
 for m in "$TMP"/run/checkpoints/chk-*/*.manifest; do
@@ -220,5 +220,5 @@ python3 "$HERE/make_incremental.py" "$first_manifest" "$TMP/inc3/checkpoints" ch
 imanifest3="$(head -n 1 "$TMP/inc3.expect")"
 expect_corrupt "chunk_crcs one short" "$imanifest3" "$imanifest3" 20
 
-echo "spec reader: $passed passed, $failed failed"
+echo "spec-reader: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
