@@ -12,6 +12,8 @@ command -v valgrind >/dev/null || need_pkgs+=(valgrind)
 command -v cmake >/dev/null || need_pkgs+=(cmake)
 command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
 command -v python3 >/dev/null || need_pkgs+=(python3)
+# The Maven build strips debug info from the library it packs into the jar.
+command -v strip >/dev/null || need_pkgs+=(binutils)
 if [ "${STATEBACKEND_NEED_JAVA:-0}" = 1 ]; then
   command -v mvn >/dev/null || need_pkgs+=(maven)
   command -v javac >/dev/null || need_pkgs+=(openjdk-17-jdk-headless)

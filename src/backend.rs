@@ -60,6 +60,7 @@ impl StateBackend {
     /// Opens a backend restored from snapshots of any number of old instances,
     /// keeping the key groups `config.key_group_range` owns (rescaling).
     pub fn restore(config: Config, handles: &[SnapshotHandle]) -> Result<Self> {
+        config.validate()?;
         let storage: Option<Arc<dyn CheckpointStorage>> = match config.backend {
             BackendKind::Memory => None,
             _ => {
@@ -72,13 +73,15 @@ impl StateBackend {
         StateBackend::restore_with_storage(config, storage, handles)
     }
 
-    /// Like [`StateBackend::restore`], with snapshots going to `storage` (None: inline).
+    /// Like [`StateBackend::restore`], with snapshots going to `storage`. With None,
+    /// snapshots are returned inline ([`PendingSnapshot::write`]) or streamed by the
+    /// caller ([`PendingSnapshot::write_to`]), and no checkpoint directory is needed.
     pub fn restore_with_storage(
         config: Config,
         storage: Option<Arc<dyn CheckpointStorage>>,
         handles: &[SnapshotHandle],
     ) -> Result<Self> {
-        config.validate()?;
+        config.validate_settings()?;
         let snapshots = restore::open_all(&config, handles)?;
         let adopted = match config.backend {
             BackendKind::RocksDb => restore::choose_base(&config, &snapshots),
@@ -293,6 +296,26 @@ impl StateBackend {
         }
     }
 
+    /// Replaces the list with elements already encoded as a list; empty clears it.
+    pub fn list_update_encoded(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        encoded: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::List, kg, &[key, ns, encoded])?;
+        if crate::codec::validate_list(encoded).is_none() {
+            return Err(Error::invalid("malformed encoded list"));
+        }
+        if encoded.is_empty() {
+            self.store.clear(s, kg, key, ns)
+        } else {
+            self.store.list_replace(s, kg, key, ns, encoded)
+        }
+    }
+
     /// Appends elements already encoded as a list (`varint(len) ‖ bytes` each).
     pub fn list_add_encoded(
         &mut self,
@@ -427,7 +450,8 @@ impl StateBackend {
     /// Merges the `sources` namespaces of (key) into `target` and clears them, as
     /// session windows do. Lists are concatenated, maps united (a source's entry wins
     /// over the target's); values need `reduce(accumulated, next)`, the caller's
-    /// reduce or aggregate function.
+    /// reduce or aggregate function: the sources are reduced in order, then the
+    /// target with that result. If `reduce` fails, nothing has changed.
     #[allow(clippy::too_many_arguments)]
     pub fn merge_namespaces(
         &mut self,
@@ -474,27 +498,31 @@ impl StateBackend {
                         self.registry.get(s).map(|i| i.name.as_str()).unwrap_or("?")
                     ))
                 })?;
+                // Reduce everything first: a failing reduce function leaves the
+                // state unchanged.
                 let mut acc: Option<Vec<u8>> = None;
-                let mut found = false;
+                let mut merged = Vec::new();
                 for &ns in &sources {
                     buf.clear();
-                    if self.store.value_get(s, kg, key, ns, &mut buf)? {
-                        found = true;
+                    if !merged.contains(&ns) && self.store.value_get(s, kg, key, ns, &mut buf)? {
                         acc = Some(match acc {
                             Some(a) => reduce(&a, &buf)?,
                             None => buf.clone(),
                         });
-                        self.store.clear(s, kg, key, ns)?;
+                        merged.push(ns);
                     }
                 }
-                if let (true, Some(merged)) = (found, acc) {
+                if let Some(acc) = acc {
                     buf.clear();
                     let result = if self.store.value_get(s, kg, key, target, &mut buf)? {
-                        reduce(&buf, &merged)?
+                        reduce(&buf, &acc)?
                     } else {
-                        merged
+                        acc
                     };
                     self.store.value_put(s, kg, key, target, &result)?;
+                    for ns in merged {
+                        self.store.clear(s, kg, key, ns)?;
+                    }
                 }
             }
         }
@@ -575,8 +603,13 @@ impl StateBackend {
             None => Payload::View(self.store.view()?),
         };
         let target = match &self.storage {
+            // The per-state limit is the memory backend's: its snapshots travel to
+            // the coordinator.
             None => Target::Inline {
-                max_state_size: self.config.max_state_size,
+                max_state_size: match self.config.backend {
+                    BackendKind::Memory => self.config.max_state_size,
+                    _ => u64::MAX,
+                },
             },
             Some(t) => Target::Storage {
                 storage: Arc::clone(&t.storage),

@@ -271,8 +271,26 @@ impl Config {
         self
     }
 
-    /// Checks the combination of settings; [`crate::StateBackend::open`] calls it.
+    /// Checks the combination of settings, including that Fs and RocksDB have a
+    /// checkpoint directory; [`crate::StateBackend::open`] calls it.
     pub fn validate(&self) -> Result<()> {
+        self.validate_settings()?;
+        if self.backend != BackendKind::Memory && self.checkpoint_dir.is_none() {
+            return Err(Error::Config {
+                key: keys::CHECKPOINTS_DIR.into(),
+                value: String::new(),
+                reason: format!(
+                    "the {} backend needs a checkpoint directory URL",
+                    self.backend.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the settings except the checkpoint directory, which a backend whose
+    /// snapshots go elsewhere (a caller-provided storage or stream) does not need.
+    pub fn validate_settings(&self) -> Result<()> {
         keygroup::check_max_parallelism(self.max_parallelism)?;
         if self.key_group_range.end() >= self.max_parallelism {
             return Err(Error::Config {
@@ -282,16 +300,6 @@ impl Config {
                     "the range must lie within 0-{} (max parallelism {})",
                     self.max_parallelism - 1,
                     self.max_parallelism
-                ),
-            });
-        }
-        if self.backend != BackendKind::Memory && self.checkpoint_dir.is_none() {
-            return Err(Error::Config {
-                key: keys::CHECKPOINTS_DIR.into(),
-                value: String::new(),
-                reason: format!(
-                    "the {} backend needs a checkpoint directory URL",
-                    self.backend.name()
                 ),
             });
         }

@@ -8,6 +8,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration key has a value we cannot use.
     #[error("invalid configuration: {key} = '{value}': {reason}")]

@@ -409,3 +409,64 @@ fn memory_limit_applies_to_stream_snapshots() {
         .unwrap_err();
     assert!(matches!(err, Error::StateTooLarge { .. }), "{err}");
 }
+
+#[test]
+fn failing_reduce_leaves_state_unchanged() {
+    for kind in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = StateBackend::open(config(kind, dir.path(), 8, 0, 1)).unwrap();
+        let v = b.register_state("v", StateKind::Value, b"").unwrap();
+        for ns in [&b"a"[..], b"b", b"t"] {
+            b.value_put(v, 1, b"k", ns, ns).unwrap();
+        }
+        let before = dump(std::slice::from_ref(&b));
+        let mut calls = 0;
+        let mut reduce = |x: &[u8], y: &[u8]| {
+            calls += 1;
+            if calls == 2 {
+                Err(Error::InvalidArgument("reduce failed".into()))
+            } else {
+                Ok([x, y].concat())
+            }
+        };
+        let err = b
+            .merge_namespaces(v, 1, b"k", b"t", &[b"a", b"b"], Some(&mut reduce))
+            .unwrap_err();
+        assert!(err.to_string().contains("reduce failed"));
+        assert_eq!(dump(&[b]), before, "{kind:?}");
+    }
+}
+
+#[test]
+fn stream_only_backends_need_no_checkpoint_directory_and_no_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [BackendKind::Fs, BackendKind::RocksDb] {
+        let mut cfg = config(kind, dir.path(), 8, 0, 1).with_max_state_size(10);
+        cfg.checkpoint_dir = None;
+        assert!(
+            StateBackend::open(cfg.clone()).is_err(),
+            "open() needs the directory"
+        );
+        let mut b = StateBackend::restore_with_storage(cfg.clone(), None, &[]).unwrap();
+        let l = b.register_state("l", StateKind::List, b"").unwrap();
+        let mut encoded = Vec::new();
+        for e in [&b"first"[..], &[7u8; 100]] {
+            statebackend::codec::put_list_element(&mut encoded, e);
+        }
+        b.list_update_encoded(l, 3, b"k", b"", &encoded).unwrap();
+        let mut bytes = Vec::new();
+        b.snapshot(1)
+            .unwrap()
+            .write_to(&mut bytes, "stream")
+            .unwrap();
+        let handle = SnapshotHandle::stream_bytes("s", bytes);
+        let r = StateBackend::restore_with_storage(cfg, None, &[handle]).unwrap();
+        assert_eq!(
+            r.list_get(l, 3, b"k", b"").unwrap().unwrap(),
+            vec![b"first".to_vec(), vec![7u8; 100]],
+            "{kind:?}"
+        );
+        b.list_update_encoded(l, 3, b"k", b"", &[]).unwrap();
+        assert_eq!(b.list_get(l, 3, b"k", b"").unwrap(), None);
+    }
+}

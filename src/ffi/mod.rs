@@ -3,3 +3,4 @@
 
 pub mod c;
 mod handles;
+pub mod jni;

@@ -1,0 +1,83 @@
+package io.statebackend;
+
+import io.statebackend.internal.NativeBackends;
+import java.io.IOException;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.core.execution.SavepointFormatType;
+import org.apache.flink.runtime.state.CheckpointStorage;
+import org.apache.flink.runtime.state.CheckpointStorageAccess;
+import org.apache.flink.runtime.state.CompletedCheckpointStorageLocation;
+import org.apache.flink.runtime.state.ConfigurableStateBackend;
+import org.apache.flink.runtime.state.OperatorStateBackend;
+import org.apache.flink.runtime.state.StateBackend;
+
+/**
+ * What the three native backends share. Each is a Flink {@link StateBackend} and, like Flink's
+ * legacy backends, also the job's {@link CheckpointStorage}: it delegates to Flink's own checkpoint
+ * storage (JobManager or file system), so snapshot bytes go through Flink's file systems.
+ *
+ * <p>Constructing, configuring or deserializing a backend loads no native code: that happens when a
+ * task creates its keyed state backend.
+ */
+public abstract class AbstractNativeBackend
+        implements StateBackend, ConfigurableStateBackend, CheckpointStorage {
+    private static final long serialVersionUID = 1L;
+
+    AbstractNativeBackend() {}
+
+    abstract NativeBackends.Kind kind();
+
+    /** Flink's checkpoint storage this backend delegates to. */
+    abstract CheckpointStorage checkpointStorage();
+
+    /** The native limit on one state's size in a snapshot (memory backend only). */
+    long maxStateSize() {
+        return Long.MAX_VALUE;
+    }
+
+    /** The checkpoint directory from Flink's configuration (current and classic keys). */
+    static String configuredCheckpointDirectory(ReadableConfig config) {
+        return config.get(CheckpointingOptions.CHECKPOINTS_DIRECTORY);
+    }
+
+    @Override
+    public <K> io.statebackend.internal.NativeKeyedStateBackend<K> createKeyedStateBackend(
+            KeyedStateBackendParameters<K> parameters) throws IOException {
+        return NativeBackends.createKeyedStateBackend(kind(), maxStateSize(), parameters);
+    }
+
+    @Override
+    public OperatorStateBackend createOperatorStateBackend(
+            OperatorStateBackendParameters parameters) throws Exception {
+        return NativeBackends.createOperatorStateBackend(parameters);
+    }
+
+    @Override
+    public CompletedCheckpointStorageLocation resolveCheckpoint(String externalPointer)
+            throws IOException {
+        return checkpointStorage().resolveCheckpoint(externalPointer);
+    }
+
+    @Override
+    public CheckpointStorageAccess createCheckpointStorage(JobID jobId) throws IOException {
+        return checkpointStorage().createCheckpointStorage(jobId);
+    }
+
+    @Override
+    public boolean supportsNoClaimRestoreMode() {
+        // Full snapshots are self-contained: nothing of a restored checkpoint is reused.
+        return true;
+    }
+
+    @Override
+    public boolean supportsSavepointFormat(SavepointFormatType formatType) {
+        return formatType == SavepointFormatType.NATIVE;
+    }
+
+    @Override
+    public String getName() {
+        return kind().name();
+    }
+}

@@ -1,0 +1,131 @@
+package io.statebackend.internal;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.core.fs.CloseableRegistry;
+import org.apache.flink.runtime.execution.Environment;
+import org.apache.flink.runtime.state.BackendBuildingException;
+import org.apache.flink.runtime.state.DefaultOperatorStateBackendBuilder;
+import org.apache.flink.runtime.state.InternalKeyContextImpl;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyGroupsStateHandle;
+import org.apache.flink.runtime.state.KeyedStateHandle;
+import org.apache.flink.runtime.state.OperatorStateBackend;
+import org.apache.flink.runtime.state.StateBackend.KeyedStateBackendParameters;
+import org.apache.flink.runtime.state.StateBackend.OperatorStateBackendParameters;
+import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
+import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
+
+/**
+ * Builds keyed and operator state backends from Flink's parameters. Everything that depends on the
+ * Flink version's backend SPI (parameter objects, builders, handle types) is here and in {@link
+ * NativeKeyedStateBackend}, so that a Flink 2.x adapter replaces these two classes.
+ */
+public final class NativeBackends {
+    /** Which native backend. */
+    public enum Kind {
+        MEMORY(NativeBridge.BACKEND_MEMORY, "NativeMemoryBackend"),
+        FS(NativeBridge.BACKEND_FS, "NativeFsBackend"),
+        ROCKSDB(NativeBridge.BACKEND_ROCKSDB, "NativeRocksDBBackend");
+
+        final int code;
+        final String label;
+
+        Kind(int code, String label) {
+            this.code = code;
+            this.label = label;
+        }
+    }
+
+    /** Initial capacity of the timer queues per key group (Flink's heap backend uses 128). */
+    private static final int TIMER_QUEUE_CAPACITY = 128;
+
+    private NativeBackends() {}
+
+    /**
+     * A keyed backend for one subtask, restored from {@code parameters.getStateHandles()}. Loads
+     * the native library on first use.
+     */
+    public static <K> NativeKeyedStateBackend<K> createKeyedStateBackend(
+            Kind kind, long maxStateSize, KeyedStateBackendParameters<K> parameters)
+            throws IOException {
+        NativeLibrary.load();
+        Environment env = parameters.getEnv();
+        KeyGroupRange range = parameters.getKeyGroupRange();
+        List<RestoreSource> sources = new ArrayList<>();
+        long id;
+        try {
+            for (KeyedStateHandle handle : parameters.getStateHandles()) {
+                if (handle == null) {
+                    continue;
+                }
+                if (!(handle instanceof KeyGroupsStateHandle)) {
+                    throw new IllegalStateException(
+                            kind.label
+                                    + " cannot restore from "
+                                    + handle.getClass().getName()
+                                    + ": it restores its own full snapshots (KeyGroupsStateHandle)");
+                }
+                sources.add(
+                        new RestoreSource(
+                                ((KeyGroupsStateHandle) handle).getDelegateStateHandle()));
+            }
+            id =
+                    NativeBridge.open(
+                            kind.code,
+                            parameters.getNumberOfKeyGroups(),
+                            range.getStartKeyGroup(),
+                            range.getEndKeyGroup(),
+                            maxStateSize,
+                            localDirectory(env, parameters.getOperatorIdentifier()),
+                            sources.toArray(new RestoreSource[0]));
+        } finally {
+            for (RestoreSource source : sources) {
+                if (parameters.getCancelStreamRegistry().unregisterCloseable(source)) {
+                    source.close();
+                }
+            }
+        }
+        return new NativeKeyedStateBackend<>(
+                new NativeHandle(id),
+                kind.label
+                        + " keyed state of "
+                        + parameters.getOperatorIdentifier()
+                        + ", key groups "
+                        + range,
+                parameters.getKvStateRegistry(),
+                parameters.getKeySerializer(),
+                env.getUserCodeClassLoader().asClassLoader(),
+                env.getExecutionConfig(),
+                parameters.getTtlTimeProvider(),
+                LatencyTrackingStateConfig.newBuilder()
+                        .setMetricGroup(parameters.getMetricGroup())
+                        .build(),
+                // The parameters' registry is the restore's: Flink closes it once the backend
+                // is built. The backend's own registry lives as long as the backend.
+                new CloseableRegistry(),
+                new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
+                new HeapPriorityQueueSetFactory(
+                        range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
+    }
+
+    /** One of the task manager's temporary directories, spread over subtasks. */
+    private static String localDirectory(Environment env, String operatorIdentifier) {
+        String[] dirs = env.getIOManager().getSpillingDirectoriesPaths();
+        int index = env.getTaskInfo().getIndexOfThisSubtask() + operatorIdentifier.hashCode();
+        return dirs[Math.floorMod(index, dirs.length)];
+    }
+
+    /** Operator (non-keyed) state: Flink's default operator state backend. */
+    public static OperatorStateBackend createOperatorStateBackend(
+            OperatorStateBackendParameters parameters) throws BackendBuildingException {
+        return new DefaultOperatorStateBackendBuilder(
+                        parameters.getEnv().getUserCodeClassLoader().asClassLoader(),
+                        parameters.getEnv().getExecutionConfig(),
+                        true,
+                        parameters.getStateHandles(),
+                        parameters.getCancelStreamRegistry())
+                .build();
+    }
+}

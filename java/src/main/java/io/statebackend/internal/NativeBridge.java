@@ -1,0 +1,172 @@
+package io.statebackend.internal;
+
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+
+/**
+ * The native methods of the library (src/ffi/jni.rs). Handles are {@code long} ids checked by the
+ * native side: a closed handle throws {@link IllegalStateException}.
+ *
+ * <p>Access calls read their fields, one after another, from a direct input buffer ({@code key ‖
+ * namespace ‖ user key ‖ value}, as the call needs) and write results into a direct output buffer.
+ * They return the result's length, {@link #ABSENT}, or a value below {@code -1} when the output
+ * buffer is too small: {@link #neededCapacity} tells how large it must be.
+ */
+final class NativeBridge {
+    static final int ABSENT = -1;
+
+    static final int KIND_VALUE = 0;
+    static final int KIND_LIST = 1;
+    static final int KIND_MAP = 2;
+
+    static final int BACKEND_MEMORY = 0;
+    static final int BACKEND_FS = 1;
+    static final int BACKEND_ROCKSDB = 2;
+
+    private NativeBridge() {}
+
+    /** The output capacity a too-small result code asks for. */
+    static int neededCapacity(int code) {
+        return -code - 2;
+    }
+
+    static native long open(
+            int backendKind,
+            int maxParallelism,
+            int keyGroupStart,
+            int keyGroupEnd,
+            long maxStateSize,
+            String localDir,
+            RestoreSource[] restore);
+
+    static native void close(long handle);
+
+    static native int registerState(long handle, String name, int kind, byte[] metadata);
+
+    /** {@code kind ‖ metadata} of a known state, or null. */
+    static native byte[] restoredState(long handle, String name);
+
+    static native long numEntries(long handle);
+
+    static native int valueGet(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            ByteBuffer out);
+
+    static native void valuePut(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int valueLen);
+
+    static native void clear(
+            long handle, int state, int keyGroup, ByteBuffer in, int keyLen, int nsLen);
+
+    static native int listGet(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            ByteBuffer out);
+
+    static native void listAdd(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int elementLen);
+
+    static native void listAddAll(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int encodedLen,
+            boolean replace);
+
+    static native void mergeNamespaces(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int targetLen,
+            int[] sourceLens);
+
+    static native int mapGet(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int userKeyLen,
+            ByteBuffer out);
+
+    static native void mapPut(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int userKeyLen,
+            int valueLen);
+
+    static native void mapRemove(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int userKeyLen);
+
+    static native boolean mapContains(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int userKeyLen);
+
+    static native boolean mapIsEmpty(
+            long handle, int state, int keyGroup, ByteBuffer in, int keyLen, int nsLen);
+
+    static native int mapEntries(
+            long handle,
+            int state,
+            int keyGroup,
+            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            ByteBuffer out);
+
+    static native long keysOpen(
+            long handle, int state, ByteBuffer in, int nsLen, boolean allNamespaces);
+
+    static native int keysNext(long iterator, ByteBuffer out);
+
+    static native void keysClose(long iterator);
+
+    static native long snapshot(long handle, long checkpointId);
+
+    /** {@code [bytes written, data size, keyGroup, offset, keyGroup, offset, ...]}. */
+    static native long[] snapshotWrite(long pending, OutputStream out, byte[] chunk, String name);
+
+    static native void snapshotRelease(long pending);
+}

@@ -1,0 +1,435 @@
+package io.statebackend.internal;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.concurrent.RunnableFuture;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
+import org.apache.flink.api.common.ExecutionConfig;
+import org.apache.flink.api.common.state.AggregatingStateDescriptor;
+import org.apache.flink.api.common.state.ReducingStateDescriptor;
+import org.apache.flink.api.common.state.State;
+import org.apache.flink.api.common.state.StateDescriptor;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.fs.CloseableRegistry;
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.runtime.checkpoint.CheckpointOptions;
+import org.apache.flink.runtime.checkpoint.SnapshotType;
+import org.apache.flink.runtime.query.TaskKvStateRegistry;
+import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
+import org.apache.flink.runtime.state.CheckpointStreamFactory;
+import org.apache.flink.runtime.state.InternalKeyContext;
+import org.apache.flink.runtime.state.KeyGroupedInternalPriorityQueue;
+import org.apache.flink.runtime.state.Keyed;
+import org.apache.flink.runtime.state.KeyedStateHandle;
+import org.apache.flink.runtime.state.PriorityComparable;
+import org.apache.flink.runtime.state.SavepointResources;
+import org.apache.flink.runtime.state.SnapshotExecutionType;
+import org.apache.flink.runtime.state.SnapshotResult;
+import org.apache.flink.runtime.state.SnapshotStrategyRunner;
+import org.apache.flink.runtime.state.StateSnapshotTransformer.StateSnapshotTransformFactory;
+import org.apache.flink.runtime.state.heap.HeapPriorityQueueElement;
+import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
+import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
+import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
+
+/**
+ * A keyed state backend whose state lives in one native backend instance (memory, fs or RocksDB)
+ * owning this subtask's key groups. Keys and namespaces are serialized with Flink's serializers;
+ * the native side sees bytes.
+ *
+ * <p>Timers use Flink's heap priority queues ({@link HeapPriorityQueueSetFactory}); they are
+ * written by Flink into raw keyed state with every checkpoint and savepoint ({@link
+ * #requiresLegacySynchronousTimerSnapshots} is true), as Flink does for its RocksDB backend with
+ * heap timers.
+ */
+public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<K> {
+    private final NativeHandle handle;
+    private final NativeAccess access;
+    private final String description;
+    private final HeapPriorityQueueSetFactory priorityQueueFactory;
+    private final NativeSnapshotStrategy snapshotStrategy;
+    private final Map<String, AbstractNativeState<K, ?, ?>> states = new HashMap<>();
+    private K serializedKey;
+
+    NativeKeyedStateBackend(
+            NativeHandle handle,
+            String description,
+            TaskKvStateRegistry kvStateRegistry,
+            TypeSerializer<K> keySerializer,
+            ClassLoader userCodeClassLoader,
+            ExecutionConfig executionConfig,
+            TtlTimeProvider ttlTimeProvider,
+            LatencyTrackingStateConfig latencyTrackingStateConfig,
+            CloseableRegistry cancelStreamRegistry,
+            InternalKeyContext<K> keyContext,
+            HeapPriorityQueueSetFactory priorityQueueFactory) {
+        super(
+                kvStateRegistry,
+                keySerializer,
+                userCodeClassLoader,
+                executionConfig,
+                ttlTimeProvider,
+                latencyTrackingStateConfig,
+                cancelStreamRegistry,
+                keyContext);
+        this.handle = handle;
+        this.access = new NativeAccess(handle);
+        this.description = description;
+        this.priorityQueueFactory = priorityQueueFactory;
+        this.snapshotStrategy = new NativeSnapshotStrategy(handle, keyGroupRange);
+    }
+
+    NativeAccess access() {
+        return access;
+    }
+
+    /** A private access for a thread other than the task's (queryable state). */
+    NativeAccess newAccess() {
+        return new NativeAccess(handle);
+    }
+
+    @Override
+    public void setCurrentKey(K newKey) {
+        super.setCurrentKey(newKey);
+        serializeKey(newKey);
+    }
+
+    /** Serializes the current key again if it was set by other means than setCurrentKey. */
+    void refreshKey() {
+        K current = getCurrentKey();
+        if (current != serializedKey) {
+            serializeKey(current);
+        }
+    }
+
+    private void serializeKey(K key) {
+        try {
+            access.setKey(key, keySerializer, getCurrentKeyGroupIndex());
+            serializedKey = key;
+        } catch (IOException e) {
+            throw new UncheckedIOException("serializing the key " + key, e);
+        }
+    }
+
+    @Override
+    public void setCurrentKeyGroupIndex(int currentKeyGroupIndex) {
+        super.setCurrentKeyGroupIndex(currentKeyGroupIndex);
+        serializedKey = null;
+    }
+
+    // ---- states ------------------------------------------------------------------------
+
+    private static int nativeKind(StateDescriptor.Type type) {
+        switch (type) {
+            case VALUE:
+            case REDUCING:
+            case AGGREGATING:
+                return NativeBridge.KIND_VALUE;
+            case LIST:
+                return NativeBridge.KIND_LIST;
+            case MAP:
+                return NativeBridge.KIND_MAP;
+            default:
+                throw new UnsupportedOperationException(
+                        "state type " + type + " is not supported by the native backend");
+        }
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public <N, SV, SEV, S extends State, IS extends S> IS createOrUpdateInternalState(
+            TypeSerializer<N> namespaceSerializer,
+            StateDescriptor<S, SV> stateDesc,
+            StateSnapshotTransformFactory<SEV> snapshotTransformFactory)
+            throws Exception {
+        String name = stateDesc.getName();
+        StateDescriptor.Type type = stateDesc.getType();
+        int kind = nativeKind(type);
+        TypeSerializer<SV> valueSerializer = stateDesc.getSerializer();
+        byte[] metadata =
+                StateMetadata.encode(type, keySerializer, namespaceSerializer, valueSerializer);
+
+        AbstractNativeState<K, N, SV> existing = (AbstractNativeState<K, N, SV>) states.get(name);
+        if (existing == null) {
+            byte[] restored = NativeBridge.restoredState(handle.id(), name);
+            if (restored != null) {
+                if (restored[0] != kind) {
+                    throw new IllegalStateException(
+                            "state '" + name + "' was restored with another kind than " + type);
+                }
+                byte[] oldMetadata = new byte[restored.length - 1];
+                System.arraycopy(restored, 1, oldMetadata, 0, oldMetadata.length);
+                StateMetadata.checkCompatible(
+                        name,
+                        oldMetadata,
+                        type,
+                        userCodeClassLoader,
+                        keySerializer,
+                        namespaceSerializer,
+                        valueSerializer);
+            }
+        }
+        int id = NativeBridge.registerState(handle.id(), name, kind, metadata);
+        if (existing != null) {
+            existing.update(namespaceSerializer, valueSerializer);
+            return (IS) existing;
+        }
+        AbstractNativeState<K, N, ?> state;
+        switch (type) {
+            case VALUE:
+                state =
+                        new NativeValueState<>(
+                                this,
+                                id,
+                                name,
+                                namespaceSerializer,
+                                valueSerializer,
+                                ((ValueStateDescriptor<SV>) stateDesc).getDefaultValue());
+                break;
+            case LIST:
+                state =
+                        new NativeListState<>(
+                                this,
+                                id,
+                                name,
+                                namespaceSerializer,
+                                (TypeSerializer) valueSerializer);
+                break;
+            case MAP:
+                state =
+                        new NativeMapState<>(
+                                this,
+                                id,
+                                name,
+                                namespaceSerializer,
+                                (TypeSerializer) valueSerializer);
+                break;
+            case REDUCING:
+                state =
+                        new NativeReducingState<>(
+                                this,
+                                id,
+                                name,
+                                namespaceSerializer,
+                                valueSerializer,
+                                ((ReducingStateDescriptor<SV>) stateDesc).getReduceFunction());
+                break;
+            case AGGREGATING:
+                state =
+                        new NativeAggregatingState<>(
+                                this,
+                                id,
+                                name,
+                                namespaceSerializer,
+                                valueSerializer,
+                                ((AggregatingStateDescriptor<?, SV, ?>) stateDesc)
+                                        .getAggregateFunction());
+                break;
+            default:
+                throw new UnsupportedOperationException("state type " + type);
+        }
+        states.put(name, state);
+        return (IS) state;
+    }
+
+    // ---- keys ----------------------------------------------------------------------------
+
+    @Override
+    public <N> Stream<K> getKeys(String state, N namespace) {
+        return this.<N>keyStream(state, namespace, false).map(t -> t.f0);
+    }
+
+    @Override
+    public <N> Stream<K> getKeys(List<String> states, N namespace) {
+        return states.stream().flatMap(s -> getKeys(s, namespace)).distinct();
+    }
+
+    @Override
+    public <N> Stream<Tuple2<K, N>> getKeysAndNamespaces(String state) {
+        return keyStream(state, null, true);
+    }
+
+    @SuppressWarnings("unchecked")
+    private <N> Stream<Tuple2<K, N>> keyStream(String stateName, N namespace, boolean all) {
+        AbstractNativeState<K, N, ?> state = (AbstractNativeState<K, N, ?>) states.get(stateName);
+        if (state == null) {
+            return Stream.empty();
+        }
+        NativeAccess keys = newAccess();
+        int nsLen = 0;
+        try {
+            keys.in().clear();
+            if (!all) {
+                nsLen = keys.append(state.namespaceSerializer, namespace);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        long iterator = NativeBridge.keysOpen(handle.id(), state.stateId, keys.in(), nsLen, all);
+        KeyIterator<K, N> it =
+                new KeyIterator<>(
+                        iterator,
+                        keys,
+                        keySerializer.duplicate(),
+                        state.namespaceSerializer.duplicate());
+        return StreamSupport.stream(
+                        Spliterators.spliteratorUnknownSize(it, Spliterator.ORDERED), false)
+                .onClose(it::close);
+    }
+
+    /** Reads (key, namespace) pairs from a native key iterator, a batch at a time. */
+    private static final class KeyIterator<K, N> implements Iterator<Tuple2<K, N>> {
+        private final long iterator;
+        private final NativeAccess buffers;
+        private final TypeSerializer<K> keySerializer;
+        private final TypeSerializer<N> namespaceSerializer;
+        private DataInputDeserializer batch;
+        private boolean closed;
+
+        KeyIterator(
+                long iterator,
+                NativeAccess buffers,
+                TypeSerializer<K> keySerializer,
+                TypeSerializer<N> namespaceSerializer) {
+            this.iterator = iterator;
+            this.buffers = buffers;
+            this.keySerializer = keySerializer;
+            this.namespaceSerializer = namespaceSerializer;
+        }
+
+        @Override
+        public boolean hasNext() {
+            if (batch != null && batch.available() > 0) {
+                return true;
+            }
+            if (closed) {
+                return false;
+            }
+            int r;
+            do {
+                r = NativeBridge.keysNext(iterator, buffers.out());
+            } while (buffers.retry(r));
+            if (r <= 0) {
+                close();
+                return false;
+            }
+            batch = buffers.result(r);
+            return true;
+        }
+
+        @Override
+        public Tuple2<K, N> next() {
+            if (!hasNext()) {
+                throw new NoSuchElementException();
+            }
+            try {
+                K key = read(keySerializer);
+                N namespace = read(namespaceSerializer);
+                return Tuple2.of(key, namespace);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        private <T> T read(TypeSerializer<T> serializer) throws IOException {
+            int len = batch.readInt();
+            int start = batch.getPosition();
+            T value = serializer.deserialize(batch);
+            NativeAccess.skipTo(batch, start + len);
+            return value;
+        }
+
+        void close() {
+            if (!closed) {
+                closed = true;
+                NativeBridge.keysClose(iterator);
+            }
+        }
+    }
+
+    @Override
+    public int numKeyValueStateEntries() {
+        return (int) NativeBridge.numEntries(handle.id());
+    }
+
+    // ---- timers -----------------------------------------------------------------------------
+
+    @Override
+    public <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
+            KeyGroupedInternalPriorityQueue<T> create(
+                    String stateName, TypeSerializer<T> byteOrderedElementSerializer) {
+        return priorityQueueFactory.create(stateName, byteOrderedElementSerializer);
+    }
+
+    @Override
+    public <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
+            KeyGroupedInternalPriorityQueue<T> create(
+                    String stateName,
+                    TypeSerializer<T> byteOrderedElementSerializer,
+                    boolean allowFutureMetadataUpdates) {
+        return priorityQueueFactory.create(
+                stateName, byteOrderedElementSerializer, allowFutureMetadataUpdates);
+    }
+
+    @Override
+    public boolean requiresLegacySynchronousTimerSnapshots(SnapshotType checkpointType) {
+        return true;
+    }
+
+    // ---- snapshots ----------------------------------------------------------------------------
+
+    @Override
+    public RunnableFuture<SnapshotResult<KeyedStateHandle>> snapshot(
+            long checkpointId,
+            long timestamp,
+            CheckpointStreamFactory streamFactory,
+            CheckpointOptions checkpointOptions)
+            throws Exception {
+        return new SnapshotStrategyRunner<>(
+                        description,
+                        snapshotStrategy,
+                        cancelStreamRegistry,
+                        SnapshotExecutionType.ASYNCHRONOUS)
+                .snapshot(checkpointId, timestamp, streamFactory, checkpointOptions);
+    }
+
+    @Override
+    public SavepointResources<K> savepoint() {
+        throw new UnsupportedOperationException(
+                "canonical savepoints are not supported by the native backends yet; take a"
+                        + " savepoint in the native format (--type native)");
+    }
+
+    @Override
+    public void notifyCheckpointComplete(long checkpointId) {}
+
+    // ---- lifecycle ------------------------------------------------------------------------------
+
+    @Override
+    public void dispose() {
+        super.dispose();
+        states.clear();
+        handle.close();
+    }
+
+    @Override
+    public void close() throws IOException {
+        super.close();
+        handle.close();
+    }
+
+    @Override
+    public String toString() {
+        return description;
+    }
+}

@@ -1,0 +1,127 @@
+package io.statebackend.internal;
+
+import java.io.IOException;
+import org.apache.flink.core.fs.CloseableRegistry;
+import org.apache.flink.runtime.checkpoint.CheckpointOptions;
+import org.apache.flink.runtime.state.CheckpointStateOutputStream;
+import org.apache.flink.runtime.state.CheckpointStreamFactory;
+import org.apache.flink.runtime.state.CheckpointedStateScope;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyGroupRangeOffsets;
+import org.apache.flink.runtime.state.KeyGroupsStateHandle;
+import org.apache.flink.runtime.state.KeyedStateHandle;
+import org.apache.flink.runtime.state.SnapshotResources;
+import org.apache.flink.runtime.state.SnapshotResult;
+import org.apache.flink.runtime.state.SnapshotStrategy;
+import org.apache.flink.runtime.state.StreamStateHandle;
+
+/**
+ * Full snapshots: the synchronous phase takes the native point-in-time view (cheap); the
+ * asynchronous phase writes the single-stream snapshot ({@code data ‖ manifest ‖ trailer}) into a
+ * checkpoint stream of Flink's and describes it as a {@link KeyGroupsStateHandle}.
+ */
+final class NativeSnapshotStrategy
+        implements SnapshotStrategy<KeyedStateHandle, NativeSnapshotStrategy.PendingSnapshot> {
+    private static final int CHUNK = 64 * 1024;
+
+    private final NativeHandle backend;
+    private final KeyGroupRange keyGroupRange;
+
+    NativeSnapshotStrategy(NativeHandle backend, KeyGroupRange keyGroupRange) {
+        this.backend = backend;
+        this.keyGroupRange = keyGroupRange;
+    }
+
+    /** A native pending snapshot, released if the asynchronous phase never consumes it. */
+    static final class PendingSnapshot implements SnapshotResources {
+        private long id;
+
+        PendingSnapshot(long id) {
+            this.id = id;
+        }
+
+        synchronized long take() {
+            long taken = id;
+            id = 0;
+            return taken;
+        }
+
+        @Override
+        public synchronized void release() {
+            if (id != 0) {
+                NativeBridge.snapshotRelease(id);
+                id = 0;
+            }
+        }
+    }
+
+    @Override
+    public PendingSnapshot syncPrepareResources(long checkpointId) {
+        return new PendingSnapshot(NativeBridge.snapshot(backend.id(), checkpointId));
+    }
+
+    @Override
+    public SnapshotResultSupplier<KeyedStateHandle> asyncSnapshot(
+            PendingSnapshot pending,
+            long checkpointId,
+            long timestamp,
+            CheckpointStreamFactory streamFactory,
+            CheckpointOptions checkpointOptions) {
+        return registry -> write(pending, checkpointId, streamFactory, registry);
+    }
+
+    private SnapshotResult<KeyedStateHandle> write(
+            PendingSnapshot pending,
+            long checkpointId,
+            CheckpointStreamFactory streamFactory,
+            CloseableRegistry registry)
+            throws IOException {
+        CheckpointStateOutputStream out =
+                streamFactory.createCheckpointStateOutputStream(CheckpointedStateScope.EXCLUSIVE);
+        registry.registerCloseable(out);
+        long[] result;
+        long base;
+        try {
+            base = out.getPos();
+            result =
+                    NativeBridge.snapshotWrite(
+                            pending.take(),
+                            out,
+                            new byte[CHUNK],
+                            "checkpoint " + checkpointId + " of key groups " + keyGroupRange);
+        } catch (RuntimeException | IOException e) {
+            if (registry.unregisterCloseable(out)) {
+                out.close();
+            }
+            throw e;
+        }
+        if (!registry.unregisterCloseable(out)) {
+            throw new IOException("the checkpoint stream was closed (checkpoint cancelled)");
+        }
+        StreamStateHandle handle = out.closeAndGetHandle();
+        if (handle == null) {
+            return SnapshotResult.empty();
+        }
+        long[] offsets = keyGroupOffsets(result, base);
+        return SnapshotResult.of(
+                new KeyGroupsStateHandle(new KeyGroupRangeOffsets(keyGroupRange, offsets), handle));
+    }
+
+    /**
+     * Offsets of every key group of the range: a key group without data gets the offset of the next
+     * one with data, or the end of the data.
+     */
+    private long[] keyGroupOffsets(long[] result, long base) {
+        long dataEnd = base + result[1];
+        long[] offsets = new long[keyGroupRange.getNumberOfKeyGroups()];
+        int next = 2; // the first (key group, offset) pair at or after the current key group
+        for (int i = 0; i < offsets.length; i++) {
+            int kg = keyGroupRange.getStartKeyGroup() + i;
+            while (next < result.length && result[next] < kg) {
+                next += 2;
+            }
+            offsets[i] = next < result.length ? base + result[next + 1] : dataEnd;
+        }
+        return offsets;
+    }
+}

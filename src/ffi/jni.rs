@@ -1,0 +1,1184 @@
+//! The JNI bridge under the Flink classes in `java/` (`io.statebackend.internal.NativeBridge`).
+//!
+//! Like the C ABI, this layer only converts and guards: every native method runs inside
+//! [`EnvUnowned::with_env`] (which catches panics) and resolves through [`ThrowJava`],
+//! which turns a core error into a Java exception carrying the core's message:
+//! `IllegalArgumentException` for misuse, `IllegalStateException` for a closed handle,
+//! `io.statebackend.StateBackendException` for everything else. A Java exception raised
+//! by a callback (a checkpoint stream's `write`, a restore stream's `read`) stays the
+//! exception Java sees.
+//!
+//! Backends, key iterators and pending snapshots are `long` ids from generation-checked
+//! handle tables ([`super::handles`]): a closed or forged id fails to resolve.
+//!
+//! Hot path: one call per state access, no Java allocation. Java writes the fields of
+//! an access one after another into a reusable direct `ByteBuffer` (`key ‖ namespace ‖
+//! user key ‖ value`, as the call needs) and passes their lengths. Results go into a
+//! second direct buffer; calls return the result's length, [`ABSENT`] when there is
+//! none, or `-(needed) - 2` when the output buffer is too small (Java grows it and
+//! calls again).
+
+use super::handles::HandleTable;
+use crate::backend::StateBackend;
+use crate::codec::ListElements;
+use crate::config::{BackendKind, Config};
+use crate::error::Error;
+use crate::iter::{KeyEntry, KeysIter};
+use crate::keygroup::KeyGroupRange;
+use crate::snapshot::manifest::KeyedData;
+use crate::snapshot::{PendingSnapshot, SnapshotHandle};
+use crate::state::{StateId, StateKind};
+use crate::storage::source::SnapshotSource;
+use ::jni::errors::ErrorPolicy;
+use ::jni::objects::{
+    JByteArray, JByteBuffer, JClass, JIntArray, JLongArray, JObject, JObjectArray, JString,
+};
+use ::jni::refs::Global;
+use ::jni::sys::{jboolean, jint, jlong};
+use ::jni::vm::JavaVM;
+use ::jni::{jni_sig, jni_str, Env, EnvUnowned, JValue};
+use std::io::Write;
+use std::iter::Peekable;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Returned by reads when there is no entry.
+pub const ABSENT: jint = -1;
+
+// ---- errors ----------------------------------------------------------------------
+
+/// Why a native method failed.
+#[derive(Debug)]
+enum Failure {
+    Core(Error),
+    Jni(::jni::errors::Error),
+    Closed(&'static str),
+    Argument(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Core(e) => write!(f, "{e}"),
+            Failure::Jni(e) => write!(f, "JNI: {e}"),
+            Failure::Closed(what) => write!(f, "{what}"),
+            Failure::Argument(msg) => write!(f, "invalid argument: {msg}"),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Core(e)
+    }
+}
+
+impl From<::jni::errors::Error> for Failure {
+    fn from(e: ::jni::errors::Error) -> Self {
+        Failure::Jni(e)
+    }
+}
+
+const ILLEGAL_ARGUMENT: &str = "java/lang/IllegalArgumentException";
+const ILLEGAL_STATE: &str = "java/lang/IllegalStateException";
+const BACKEND_EXCEPTION: &str = "io/statebackend/StateBackendException";
+
+impl Failure {
+    fn exception_class(&self) -> &'static str {
+        match self {
+            Failure::Core(
+                Error::InvalidArgument(_)
+                | Error::Config { .. }
+                | Error::State(_)
+                | Error::KeyGroupOutOfRange { .. },
+            )
+            | Failure::Argument(_) => ILLEGAL_ARGUMENT,
+            Failure::Core(Error::Closed(_)) | Failure::Closed(_) => ILLEGAL_STATE,
+            _ => BACKEND_EXCEPTION,
+        }
+    }
+}
+
+/// Throws the Java exception for a failure or a panic, unless one is already pending
+/// (a Java callback threw: that exception is the one to see).
+struct ThrowJava;
+
+fn throw(env: &mut Env<'_>, class: &str, msg: String) -> ::jni::errors::Result<()> {
+    if env.exception_check() {
+        return Ok(());
+    }
+    env.throw_new(
+        ::jni::strings::JNIString::new(class),
+        ::jni::strings::JNIString::new(msg),
+    )
+}
+
+impl<T: Default> ErrorPolicy<T, Failure> for ThrowJava {
+    type Captures<'unowned_env_local: 'native_method, 'native_method> = ();
+
+    fn on_error<'unowned_env_local: 'native_method, 'native_method>(
+        env: &mut Env<'unowned_env_local>,
+        _captures: &mut (),
+        err: Failure,
+    ) -> ::jni::errors::Result<T> {
+        throw(env, err.exception_class(), err.to_string())?;
+        Ok(T::default())
+    }
+
+    fn on_panic<'unowned_env_local: 'native_method, 'native_method>(
+        env: &mut Env<'unowned_env_local>,
+        _captures: &mut (),
+        payload: Box<dyn std::any::Any + Send + 'static>,
+    ) -> ::jni::errors::Result<T> {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        throw(env, BACKEND_EXCEPTION, format!("native panic: {msg}"))?;
+        Ok(T::default())
+    }
+}
+
+type Res<T> = Result<T, Failure>;
+
+/// Runs one native method body: panics are caught, failures thrown as Java exceptions.
+fn run<'l, T: Default>(env: &mut EnvUnowned<'l>, body: impl FnOnce(&mut Env<'l>) -> Res<T>) -> T {
+    env.with_env(body).resolve::<ThrowJava>()
+}
+
+// ---- handles -----------------------------------------------------------------------
+
+/// One backend and a scratch buffer reused by reads.
+struct BackendCell {
+    backend: StateBackend,
+    scratch: Vec<u8>,
+}
+
+static BACKENDS: HandleTable<Mutex<BackendCell>> = HandleTable::new(0x4a);
+static KEY_ITERS: HandleTable<Mutex<Peekable<KeysIter>>> = HandleTable::new(0x4b);
+static PENDING: HandleTable<Mutex<Option<PendingSnapshot>>> = HandleTable::new(0x4c);
+
+const CLOSED_BACKEND: &str = "the state backend is closed";
+
+fn lock<T>(m: &Mutex<T>) -> Res<MutexGuard<'_, T>> {
+    // A panic under the lock may have left the object half-updated: refuse to use it.
+    m.lock()
+        .map_err(|_| Failure::Closed("unusable after an earlier native panic"))
+}
+
+/// Runs `f` on the backend behind `handle`, under its lock.
+fn with_backend<T>(handle: jlong, f: impl FnOnce(&mut BackendCell) -> Res<T>) -> Res<T> {
+    let cell = BACKENDS
+        .get(handle as u64)
+        .ok_or(Failure::Closed(CLOSED_BACKEND))?;
+    let mut guard = lock(&cell)?;
+    f(&mut guard)
+}
+
+// ---- buffers -----------------------------------------------------------------------
+
+/// The address and capacity of a direct buffer's memory. The memory is Java's: valid while
+/// the buffer object is reachable (it is, for the duration of the native call) and used by
+/// one thread at a time (Java's buffers belong to the task thread).
+fn direct(env: &Env<'_>, buf: &JByteBuffer<'_>) -> Res<(*mut u8, usize)> {
+    let ptr = env.get_direct_buffer_address(buf)?;
+    let cap = env.get_direct_buffer_capacity(buf)?;
+    if ptr.is_null() {
+        return Err(Failure::Argument("not a direct buffer".into()));
+    }
+    Ok((ptr, cap))
+}
+
+/// The bytes of a direct buffer, read-only.
+fn direct_bytes<'b>(env: &Env<'_>, buf: &'b JByteBuffer<'_>) -> Res<&'b [u8]> {
+    let (ptr, cap) = direct(env, buf)?;
+    // SAFETY: see `direct`; Java does not write the buffer during the call.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, cap) })
+}
+
+fn len_of(len: jint, what: &str) -> Res<usize> {
+    usize::try_from(len).map_err(|_| Failure::Argument(format!("negative {what} length {len}")))
+}
+
+/// Splits the first `lens.iter().sum()` bytes of `input` into consecutive fields.
+fn fields<const N: usize>(input: &[u8], lens: [jint; N]) -> Res<[&[u8]; N]> {
+    let mut out = [&input[..0]; N];
+    let mut at = 0usize;
+    for (slot, len) in out.iter_mut().zip(lens) {
+        let len = len_of(len, "field")?;
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= input.len())
+            .ok_or_else(|| {
+                Failure::Argument(format!(
+                    "fields of {} bytes exceed the input buffer ({} bytes)",
+                    lens.iter().map(|&l| l as i64).sum::<i64>(),
+                    input.len()
+                ))
+            })?;
+        *slot = &input[at..end];
+        at = end;
+    }
+    Ok(out)
+}
+
+/// The input buffer's fields.
+fn input_fields<'b, const N: usize>(
+    env: &Env<'_>,
+    input: &'b JByteBuffer<'_>,
+    lens: [jint; N],
+) -> Res<[&'b [u8]; N]> {
+    fields(direct_bytes(env, input)?, lens)
+}
+
+/// The output buffer, checked not to overlap the input.
+fn output<'b>(
+    env: &Env<'_>,
+    input: &JByteBuffer<'_>,
+    out: &'b mut JByteBuffer<'_>,
+) -> Res<&'b mut [u8]> {
+    let (o, o_cap) = direct(env, out)?;
+    let (i, i_cap) = direct(env, input)?;
+    let (o_start, o_end) = (o as usize, o as usize + o_cap);
+    let (i_start, i_end) = (i as usize, i as usize + i_cap);
+    if o_start < i_end && i_start < o_end {
+        return Err(Failure::Argument(
+            "the input and output buffers must not overlap".into(),
+        ));
+    }
+    // SAFETY: see `direct`; the only mutable view of this memory in the call (no overlap
+    // with the input).
+    Ok(unsafe { std::slice::from_raw_parts_mut(o, o_cap) })
+}
+
+/// The code for "the output buffer needs `needed` bytes".
+fn too_small(needed: usize) -> Res<jint> {
+    i32::try_from(needed)
+        .ok()
+        .and_then(|n| n.checked_add(2))
+        .map(|n| -n)
+        .ok_or_else(|| Failure::Argument(format!("a result of {needed} bytes exceeds 2 GiB")))
+}
+
+/// Copies `bytes` to `out`: its length, or the too-small code.
+fn emit(out: &mut [u8], bytes: &[u8]) -> Res<jint> {
+    if bytes.len() > out.len() {
+        return too_small(bytes.len());
+    }
+    out[..bytes.len()].copy_from_slice(bytes);
+    Ok(bytes.len() as jint)
+}
+
+fn kind_of(kind: jint) -> Res<StateKind> {
+    u8::try_from(kind)
+        .ok()
+        .and_then(StateKind::from_u8)
+        .ok_or_else(|| Failure::Argument(format!("unknown state kind {kind}")))
+}
+
+fn key_group(kg: jint) -> Res<u32> {
+    u32::try_from(kg).map_err(|_| Failure::Argument(format!("negative key group {kg}")))
+}
+
+fn state_id(s: jint) -> Res<StateId> {
+    StateId::try_from(s).map_err(|_| Failure::Argument(format!("negative state id {s}")))
+}
+
+fn as_i8(bytes: &[u8]) -> &[i8] {
+    // SAFETY: u8 and i8 have the same size and alignment.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), bytes.len()) }
+}
+
+fn as_i8_mut(bytes: &mut [u8]) -> &mut [i8] {
+    // SAFETY: u8 and i8 have the same size and alignment.
+    unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), bytes.len()) }
+}
+
+// ---- Java streams -------------------------------------------------------------------
+
+/// A `std::io::Write` into a `java.io.OutputStream`, through a reused `byte[]` chunk.
+/// After a failed Java call it makes no further JNI calls (an exception is pending).
+struct JavaOutputStream<'a, 'l> {
+    env: &'a mut Env<'l>,
+    stream: &'a JObject<'l>,
+    chunk: &'a JByteArray<'l>,
+    buf: Vec<u8>,
+    capacity: usize,
+    failed: bool,
+}
+
+impl JavaOutputStream<'_, '_> {
+    fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::other("the Java stream failed"));
+        }
+        let r = self
+            .chunk
+            .set_region(self.env, 0, as_i8(bytes))
+            .and_then(|()| {
+                self.env.call_method(
+                    self.stream,
+                    jni_str!("write"),
+                    jni_sig!("([BII)V"),
+                    &[
+                        JValue::Object(self.chunk),
+                        JValue::Int(0),
+                        JValue::Int(bytes.len() as jint),
+                    ],
+                )
+            });
+        r.map(|_| ()).map_err(|e| {
+            self.failed = true;
+            std::io::Error::other(format!("writing to the Java stream: {e}"))
+        })
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.push(&buf);
+            self.buf = buf;
+            self.buf.clear();
+            r?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for JavaOutputStream<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.capacity {
+            self.drain()?;
+        }
+        if data.len() >= self.capacity {
+            for piece in data.chunks(self.capacity) {
+                self.push(piece)?;
+            }
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()
+    }
+}
+
+/// Snapshot bytes read through a Java `io.statebackend.internal.RestoreSource`
+/// (`void read(long position, int length)` fills its `byte[] chunk()`), on the thread
+/// that restores.
+struct JavaSource {
+    vm: JavaVM,
+    source: Global<JObject<'static>>,
+    chunk: Global<JByteArray<'static>>,
+    chunk_len: usize,
+    name: String,
+    len: u64,
+    /// The chunk is shared: one read at a time.
+    lock: Mutex<()>,
+}
+
+impl JavaSource {
+    fn new(env: &mut Env<'_>, source: &JObject<'_>) -> Res<Self> {
+        let len = env
+            .call_method(source, jni_str!("length"), jni_sig!("()J"), &[])?
+            .j()?;
+        let name = env
+            .call_method(
+                source,
+                jni_str!("name"),
+                jni_sig!("()Ljava/lang/String;"),
+                &[],
+            )?
+            .l()?;
+        let name = env.cast_local::<JString>(name)?.try_to_string(env)?;
+        let chunk = env
+            .call_method(source, jni_str!("chunk"), jni_sig!("()[B"), &[])?
+            .l()?;
+        let chunk = env.new_cast_global_ref::<JByteArray>(chunk)?;
+        let chunk_len = chunk.len(env)?;
+        if chunk_len == 0 {
+            return Err(Failure::Argument("the restore chunk is empty".into()));
+        }
+        Ok(JavaSource {
+            vm: env.get_java_vm()?,
+            source: env.new_global_ref(source)?,
+            chunk,
+            chunk_len,
+            len: u64::try_from(len)
+                .map_err(|_| Failure::Argument(format!("negative stream length {len}")))?,
+            name,
+            lock: Mutex::new(()),
+        })
+    }
+}
+
+impl SnapshotSource for JavaSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(Error::Corrupted {
+                file: self.name.clone(),
+                offset,
+                reason: format!(
+                    "read of {} bytes past the end ({} bytes)",
+                    buf.len(),
+                    self.len
+                ),
+            });
+        }
+        let _one_reader = self
+            .lock
+            .lock()
+            .map_err(|_| Error::Closed("restore source lock poisoned".into()))?;
+        self.vm
+            .attach_current_thread(|env| -> ::jni::errors::Result<()> {
+                let mut done = 0usize;
+                while done < buf.len() {
+                    let n = self.chunk_len.min(buf.len() - done);
+                    env.call_method(
+                        self.source.as_obj(),
+                        jni_str!("read"),
+                        jni_sig!("(JI)V"),
+                        &[
+                            JValue::Long((offset + done as u64) as jlong),
+                            JValue::Int(n as jint),
+                        ],
+                    )?;
+                    self.chunk
+                        .get_region(env, 0, as_i8_mut(&mut buf[done..done + n]))?;
+                    done += n;
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::Io {
+                path: self.name.clone().into(),
+                source: std::io::Error::other(format!("reading at offset {offset}: {e}")),
+            })
+    }
+}
+
+// ---- lifecycle -----------------------------------------------------------------------
+
+/// Kinds as Java passes them.
+fn backend_kind(kind: jint) -> Res<BackendKind> {
+    match kind {
+        0 => Ok(BackendKind::Memory),
+        1 => Ok(BackendKind::Fs),
+        2 => Ok(BackendKind::RocksDb),
+        _ => Err(Failure::Argument(format!("unknown backend kind {kind}"))),
+    }
+}
+
+/// `long open(int kind, int maxParallelism, int kgStart, int kgEnd, long maxStateSize,
+/// String localDir, RestoreSource[] restore)`: a backend owning key groups
+/// `kgStart..=kgEnd`, restored from the given single-stream snapshots (may be empty).
+/// Snapshots go to Flink's streams, never to the core's own checkpoint storage.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    kind: jint,
+    max_parallelism: jint,
+    kg_start: jint,
+    kg_end: jint,
+    max_state_size: jlong,
+    local_dir: JString<'l>,
+    restore: JObjectArray<'l>,
+) -> jlong {
+    run(&mut env, |env| {
+        let kind = backend_kind(kind)?;
+        let local_dir = local_dir.try_to_string(env)?;
+        let max_parallelism = u32::try_from(max_parallelism)
+            .map_err(|_| Failure::Argument(format!("max parallelism {max_parallelism}")))?;
+        let range = KeyGroupRange::new(key_group(kg_start)?, key_group(kg_end)?)?;
+        let mut config = Config::memory().with_max_parallelism(max_parallelism)?;
+        config.backend = kind;
+        config = config
+            .with_key_group_range(range)
+            .with_local_dir(&local_dir);
+        // Snapshots are streamed into Flink's checkpoint streams: no checkpoint
+        // directory; the core applies the size limit to the memory backend only.
+        let limit = u64::try_from(max_state_size)
+            .map_err(|_| Failure::Argument(format!("max state size {max_state_size}")))?;
+        config = config.with_max_state_size(limit);
+        let count = restore.len(env)?;
+        let mut handles = Vec::with_capacity(count);
+        for i in 0..count {
+            // A local frame per source: its local references go when it is set up.
+            let java_source = env.with_local_frame(8, |env| -> Res<JavaSource> {
+                let source = restore.get_element(env, i)?;
+                JavaSource::new(env, &source)
+            })?;
+            handles.push(SnapshotHandle::Stream(Arc::new(java_source)));
+        }
+        let backend = StateBackend::restore_with_storage(config, None, &handles)?;
+        let id = BACKENDS.insert(Mutex::new(BackendCell {
+            backend,
+            scratch: Vec::new(),
+        }));
+        Ok(id as jlong)
+    })
+}
+
+/// Closes a backend; closing a closed one does nothing. In-flight calls on other
+/// threads finish first (the lock), later calls throw IllegalStateException.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_close<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    run(&mut env, |_| {
+        if let Some(cell) = BACKENDS.remove(handle as u64) {
+            // Wait for a call holding the lock; the backend drops with the last Arc.
+            drop(cell.lock());
+        }
+        Ok(())
+    })
+}
+
+/// `int registerState(long, String name, int kind, byte[] metadata)`: the state's id.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_registerState<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    name: JString<'l>,
+    kind: jint,
+    metadata: JByteArray<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let name = name.try_to_string(env)?;
+        let kind = kind_of(kind)?;
+        let metadata = env.convert_byte_array(&metadata)?;
+        with_backend(handle, |c| {
+            let id = c.backend.register_state(&name, kind, &metadata)?;
+            Ok(id as jint)
+        })
+    })
+}
+
+/// `byte[] restoredState(long, String name)`: `kind ‖ metadata` of a state the backend
+/// knows (from a restore or an earlier registration), or null.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_restoredState<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    name: JString<'l>,
+) -> JByteArray<'l> {
+    run(&mut env, |env| {
+        let name = name.try_to_string(env)?;
+        let found = with_backend(handle, |c| {
+            Ok(c.backend.state(&name).map(|info| {
+                let mut bytes = Vec::with_capacity(1 + info.metadata.len());
+                bytes.push(info.kind as u8);
+                bytes.extend_from_slice(&info.metadata);
+                bytes
+            }))
+        })?;
+        match found {
+            Some(bytes) => Ok(env.byte_array_from_slice(&bytes)?),
+            None => Ok(JByteArray::default()),
+        }
+    })
+}
+
+/// Number of (key, namespace) entries over all states.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_numEntries<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jlong {
+    run(&mut env, |_| {
+        with_backend(handle, |c| Ok(c.backend.num_entries()? as jlong))
+    })
+}
+
+// ---- value state -----------------------------------------------------------------------
+
+/// in: `key ‖ namespace`; out: the value. Returns its length, ABSENT or too-small.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_valueGet<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    mut out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
+        let out = output(env, &input, &mut out)?;
+        with_backend(handle, |c| {
+            let (s, kg) = (state_id(state)?, key_group(kg)?);
+            if !c.backend.value_get(s, kg, key, ns, &mut c.scratch)? {
+                return Ok(ABSENT);
+            }
+            emit(out, &c.scratch)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ value`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_valuePut<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    value_len: jint,
+) {
+    run(&mut env, |env| {
+        let [key, ns, value] = input_fields(env, &input, [key_len, ns_len, value_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend
+                .value_put(state_id(state)?, key_group(kg)?, key, ns, value)?)
+        })
+    })
+}
+
+/// in: `key ‖ namespace`: removes whatever the state holds there (any kind).
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_clear<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+) {
+    run(&mut env, |env| {
+        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend.clear(state_id(state)?, key_group(kg)?, key, ns)?)
+        })
+    })
+}
+
+// ---- list state ------------------------------------------------------------------------
+
+/// in: `key ‖ namespace`; out: the encoded list (`varint(len) ‖ bytes` per element).
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_listGet<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    mut out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
+        let out = output(env, &input, &mut out)?;
+        with_backend(handle, |c| {
+            let (s, kg) = (state_id(state)?, key_group(kg)?);
+            if !c.backend.list_get_encoded(s, kg, key, ns, &mut c.scratch)? {
+                return Ok(ABSENT);
+            }
+            emit(out, &c.scratch)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ element`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_listAdd<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    element_len: jint,
+) {
+    run(&mut env, |env| {
+        let [key, ns, element] = input_fields(env, &input, [key_len, ns_len, element_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend
+                .list_add(state_id(state)?, key_group(kg)?, key, ns, element)?)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ encoded elements`; `replace` replaces the list (an empty
+/// encoding clears it), otherwise the elements are appended.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_listAddAll<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    encoded_len: jint,
+    replace: jboolean,
+) {
+    run(&mut env, |env| {
+        let [key, ns, encoded] = input_fields(env, &input, [key_len, ns_len, encoded_len])?;
+        with_backend(handle, |c| {
+            let (s, kg) = (state_id(state)?, key_group(kg)?);
+            if replace {
+                if crate::codec::validate_list(encoded).is_none() {
+                    return Err(Failure::Argument("malformed encoded list".into()));
+                }
+                let elements: Vec<&[u8]> = ListElements::new(encoded).collect();
+                c.backend.list_update(s, kg, key, ns, &elements)?;
+            } else {
+                c.backend.list_add_encoded(s, kg, key, ns, encoded)?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// in: `key ‖ target ‖ source 1 ‖ … ‖ source n` with `sourceLens` the sources'
+/// lengths: merges list or map namespaces into the target (session windows).
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mergeNamespaces<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    target_len: jint,
+    source_lens: JIntArray<'l>,
+) {
+    run(&mut env, |env| {
+        let n = source_lens.len(env)?;
+        let mut lens = vec![0 as jint; n];
+        source_lens.get_region(env, 0, &mut lens)?;
+        let [key, target] = input_fields(env, &input, [key_len, target_len])?;
+        let bytes = direct_bytes(env, &input)?;
+        let mut at = key.len() + target.len();
+        let mut sources = Vec::with_capacity(n);
+        for len in lens {
+            let [source] = fields(&bytes[at.min(bytes.len())..], [len])?;
+            at += source.len();
+            sources.push(source);
+        }
+        with_backend(handle, |c| {
+            Ok(c.backend.merge_namespaces(
+                state_id(state)?,
+                key_group(kg)?,
+                key,
+                target,
+                &sources,
+                None,
+            )?)
+        })
+    })
+}
+
+// ---- map state -------------------------------------------------------------------------
+
+/// in: `key ‖ namespace ‖ user key`; out: the value.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapGet<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    user_key_len: jint,
+    mut out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let [key, ns, uk] = input_fields(env, &input, [key_len, ns_len, user_key_len])?;
+        let out = output(env, &input, &mut out)?;
+        with_backend(handle, |c| {
+            let (s, kg) = (state_id(state)?, key_group(kg)?);
+            if !c.backend.map_get(s, kg, key, ns, uk, &mut c.scratch)? {
+                return Ok(ABSENT);
+            }
+            emit(out, &c.scratch)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ user key ‖ value`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapPut<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    user_key_len: jint,
+    value_len: jint,
+) {
+    run(&mut env, |env| {
+        let [key, ns, uk, value] =
+            input_fields(env, &input, [key_len, ns_len, user_key_len, value_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend
+                .map_put(state_id(state)?, key_group(kg)?, key, ns, uk, value)?)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ user key`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapRemove<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    user_key_len: jint,
+) {
+    run(&mut env, |env| {
+        let [key, ns, uk] = input_fields(env, &input, [key_len, ns_len, user_key_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend
+                .map_remove(state_id(state)?, key_group(kg)?, key, ns, uk)?)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ user key`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapContains<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    user_key_len: jint,
+) -> jboolean {
+    run(&mut env, |env| {
+        let [key, ns, uk] = input_fields(env, &input, [key_len, ns_len, user_key_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend
+                .map_contains(state_id(state)?, key_group(kg)?, key, ns, uk)?)
+        })
+    })
+}
+
+/// in: `key ‖ namespace`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapIsEmpty<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+) -> jboolean {
+    run(&mut env, |env| {
+        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
+        with_backend(handle, |c| {
+            Ok(c.backend
+                .map_is_empty(state_id(state)?, key_group(kg)?, key, ns)?)
+        })
+    })
+}
+
+/// Appends `u32be(len) ‖ bytes`.
+fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// in: `key ‖ namespace`; out: every entry of the map as `u32be(len) ‖ user key ‖
+/// u32be(len) ‖ value`. Returns the length (0: empty) or too-small.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapEntries<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    kg: jint,
+    input: JByteBuffer<'l>,
+    key_len: jint,
+    ns_len: jint,
+    mut out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
+        let out = output(env, &input, &mut out)?;
+        with_backend(handle, |c| {
+            let (s, kg) = (state_id(state)?, key_group(kg)?);
+            let BackendCell { backend, scratch } = c;
+            scratch.clear();
+            backend.map_for_each(s, kg, key, ns, &mut |uk, v| {
+                put_field(scratch, uk);
+                put_field(scratch, v);
+                Ok(())
+            })?;
+            emit(out, scratch)
+        })
+    })
+}
+
+// ---- key iteration ---------------------------------------------------------------------
+
+/// `long keysOpen(long, int state, ByteBuffer in, int nsLen, boolean allNamespaces)`:
+/// an iterator over the keys of a state in one namespace (the first `nsLen` bytes of
+/// `in`), or over every (key, namespace) when `allNamespaces`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_keysOpen<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    input: JByteBuffer<'l>,
+    ns_len: jint,
+    all_namespaces: jboolean,
+) -> jlong {
+    run(&mut env, |env| {
+        let [ns] = input_fields(env, &input, [ns_len])?;
+        let iter = with_backend(handle, |c| {
+            let s = state_id(state)?;
+            Ok(if all_namespaces {
+                c.backend.keys_and_namespaces(s)?
+            } else {
+                c.backend.keys(s, ns)?
+            })
+        })?;
+        Ok(KEY_ITERS.insert(Mutex::new(iter.peekable())) as jlong)
+    })
+}
+
+/// Fills `out` with as many `u32be(len) ‖ key ‖ u32be(len) ‖ namespace` as fit.
+/// Returns the bytes written, 0 at the end, or too-small when not even one fits.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_keysNext<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    iter: jlong,
+    out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let (ptr, cap) = direct(env, &out)?;
+        // SAFETY: see `direct`; the only buffer of this call.
+        let out = unsafe { std::slice::from_raw_parts_mut(ptr, cap) };
+        let cell = KEY_ITERS
+            .get(iter as u64)
+            .ok_or(Failure::Closed("the key iterator is closed"))?;
+        let mut it = lock(&cell)?;
+        let mut at = 0usize;
+        loop {
+            let size = match it.peek() {
+                None => break,
+                Some(Err(_)) => {
+                    let Some(Err(e)) = it.next() else {
+                        unreachable!("peeked an error")
+                    };
+                    return Err(e.into());
+                }
+                Some(Ok(KeyEntry { key, namespace, .. })) => 8 + key.len() + namespace.len(),
+            };
+            if at + size > out.len() {
+                if at == 0 {
+                    return too_small(size);
+                }
+                break;
+            }
+            let Some(Ok(entry)) = it.next() else {
+                unreachable!("peeked an entry")
+            };
+            for field in [&entry.key, &entry.namespace] {
+                out[at..at + 4].copy_from_slice(&(field.len() as u32).to_be_bytes());
+                out[at + 4..at + 4 + field.len()].copy_from_slice(field);
+                at += 4 + field.len();
+            }
+        }
+        Ok(at as jint)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_keysClose<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    iter: jlong,
+) {
+    run(&mut env, |_| {
+        KEY_ITERS.remove(iter as u64);
+        Ok(())
+    })
+}
+
+// ---- snapshots -------------------------------------------------------------------------
+
+/// The synchronous phase: a pending snapshot's id (cheap; the view is immutable).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshot<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    checkpoint_id: jlong,
+) -> jlong {
+    run(&mut env, |_| {
+        let id = u64::try_from(checkpoint_id)
+            .map_err(|_| Failure::Argument(format!("checkpoint id {checkpoint_id}")))?;
+        // Always a full snapshot: Flink's stream takes one stream (see write_to).
+        let pending = with_backend(handle, |c| Ok(c.backend.savepoint(id)?))?;
+        Ok(PENDING.insert(Mutex::new(Some(pending))) as jlong)
+    })
+}
+
+/// `long[] snapshotWrite(long pending, OutputStream out, byte[] chunk, String name)`:
+/// the asynchronous phase, writing the single-stream snapshot into `out` through
+/// `chunk`. Returns `[bytes written, data size, kg, offset, kg, offset, …]` (key groups
+/// with data, ascending). The pending snapshot is consumed.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotWrite<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    pending: jlong,
+    stream: JObject<'l>,
+    chunk: JByteArray<'l>,
+    name: JString<'l>,
+) -> JLongArray<'l> {
+    run(&mut env, |env| {
+        let name = name.try_to_string(env)?;
+        let cell = PENDING.remove(pending as u64).ok_or(Failure::Closed(
+            "the snapshot was already written or released",
+        ))?;
+        let snapshot = lock(&cell)?
+            .take()
+            .ok_or(Failure::Closed("the snapshot was already written"))?;
+        let capacity = chunk.len(env)?;
+        if capacity == 0 {
+            return Err(Failure::Argument("the chunk is empty".into()));
+        }
+        let mut sink = JavaOutputStream {
+            env,
+            stream: &stream,
+            chunk: &chunk,
+            buf: Vec::with_capacity(capacity),
+            capacity,
+            failed: false,
+        };
+        let written = snapshot.write_to(&mut sink, &name)?;
+        let KeyedData::Full(full) = &written.manifest.keyed else {
+            return Err(Failure::Core(Error::invalid(
+                "a stream snapshot always holds full data",
+            )));
+        };
+        let mut result = Vec::with_capacity(2 + 2 * full.key_group_offsets.len());
+        result.push(written.bytes_written as jlong);
+        result.push(full.size as jlong);
+        for &(kg, offset) in &full.key_group_offsets {
+            result.push(jlong::from(kg));
+            result.push(offset as jlong);
+        }
+        let array = JLongArray::new(env, result.len())?;
+        array.set_region(env, 0, &result)?;
+        Ok(array)
+    })
+}
+
+/// Drops a pending snapshot that will not be written (a cancelled checkpoint).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotRelease<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    pending: jlong,
+) {
+    run(&mut env, |_| {
+        PENDING.remove(pending as u64);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_split_and_check_bounds() {
+        let input = b"keynsvalue";
+        let [k, n, v] = fields(input, [3, 2, 5]).unwrap();
+        assert_eq!((k, n, v), (&b"key"[..], &b"ns"[..], &b"value"[..]));
+        assert!(fields(input, [3, 2, 6]).is_err());
+        assert!(fields(input, [-1]).is_err());
+    }
+
+    #[test]
+    fn too_small_codes_round_trip() {
+        assert_eq!(too_small(0).unwrap(), -2);
+        assert_eq!(too_small(100).unwrap(), -102);
+        assert!(too_small(usize::MAX).is_err());
+        let mut out = [0u8; 2];
+        assert_eq!(emit(&mut out, b"abc").unwrap(), -5);
+        assert_eq!(emit(&mut out, b"ab").unwrap(), 2);
+    }
+
+    #[test]
+    fn errors_map_to_java_exceptions() {
+        assert_eq!(
+            Failure::Core(Error::invalid("x")).exception_class(),
+            ILLEGAL_ARGUMENT
+        );
+        assert_eq!(
+            Failure::Closed(CLOSED_BACKEND).exception_class(),
+            ILLEGAL_STATE
+        );
+        assert_eq!(
+            Failure::Core(Error::Restore("x".into())).exception_class(),
+            BACKEND_EXCEPTION
+        );
+    }
+}
