@@ -343,16 +343,6 @@ impl KeyedStore for HeapStore {
             states: self.states.clone(),
         }))
     }
-
-    fn restore_entry(&mut self, kg: u32, e: EntryRef<'_>) -> Result<()> {
-        match e.data {
-            EntryData::Value(v) => self.value_put(e.state, kg, e.key, e.namespace, v),
-            EntryData::List(l) => self.list_append(e.state, kg, e.key, e.namespace, l),
-            EntryData::MapEntry { user_key, value } => {
-                self.map_put(e.state, kg, e.key, e.namespace, user_key, value)
-            }
-        }
-    }
 }
 
 /// The snapshot view: cloned tables, sharing segments with the live store until it writes.

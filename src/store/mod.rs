@@ -152,7 +152,15 @@ pub trait KeyedStore: Send {
     fn view(&self) -> Result<Box<dyn StoreView>>;
 
     /// Writes one restored entry.
-    fn restore_entry(&mut self, kg: u32, entry: EntryRef<'_>) -> Result<()>;
+    fn restore_entry(&mut self, kg: u32, e: EntryRef<'_>) -> Result<()> {
+        match e.data {
+            EntryData::Value(v) => self.value_put(e.state, kg, e.key, e.namespace, v),
+            EntryData::List(l) => self.list_append(e.state, kg, e.key, e.namespace, l),
+            EntryData::MapEntry { user_key, value } => {
+                self.map_put(e.state, kg, e.key, e.namespace, user_key, value)
+            }
+        }
+    }
 }
 
 /// An immutable point-in-time view of a store, usable from another thread.
