@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
 use crate::state::{StateId, StateKind};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
-    MergeOperands, MultiThreaded, Options, ReadOptions, SnapshotWithThreadMode, WriteBatch,
-    WriteBufferManager, WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    DBWithThreadMode, MergeOperands, MultiThreaded, Options, ReadOptions, SnapshotWithThreadMode,
+    WriteBatch, WriteBufferManager, WriteOptions,
 };
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -92,8 +92,15 @@ impl RocksStore {
         let mut table = BlockBasedOptions::default();
         table.set_block_size(options.block_size);
         table.set_block_cache(&cache);
+        // Index and filter blocks live in the shared budget, partitioned so that a
+        // lookup loads one small partition instead of a whole file's index; the top
+        // level stays pinned.
         table.set_cache_index_and_filter_blocks(true);
         table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_metadata_block_size(4096);
         table.set_bloom_filter(10.0, false);
 
         let mut cf = Options::default();
