@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/ffi");
+    // Every file, not just the directory: a directory's own mtime does not change
+    // when a file inside it is edited, and the header must follow every doc comment.
+    rerun_if_changed_tree(std::path::Path::new("src/ffi"));
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=STATEBACKEND_UPDATE_HEADER");
 
@@ -44,6 +46,21 @@ fn main() {
             .and_then(|()| std::fs::copy(&fresh, &committed));
         if let Err(e) = written {
             println!("cargo:warning=could not write {}: {e}", committed.display());
+        }
+    }
+}
+
+fn rerun_if_changed_tree(dir: &std::path::Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rerun_if_changed_tree(&path);
+        } else {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
 }

@@ -470,3 +470,40 @@ fn stream_only_backends_need_no_checkpoint_directory_and_no_size_limit() {
         assert_eq!(b.list_get(l, 3, b"k", b"").unwrap(), None);
     }
 }
+
+#[test]
+fn latest_skips_checkpoints_some_instance_did_not_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("checkpoints");
+    let url = format!("file://{}", root.display());
+    let mut a = StateBackend::open(config(BackendKind::Fs, dir.path(), 8, 0, 2)).unwrap();
+    let mut b = StateBackend::open(config(BackendKind::Fs, dir.path(), 8, 1, 2)).unwrap();
+    for x in [&mut a, &mut b] {
+        x.register_state("v", StateKind::Value, b"").unwrap();
+        x.checkpoint(1).unwrap();
+    }
+    // Checkpoint 2: only the first instance finished before the "crash".
+    a.checkpoint(2).unwrap();
+    let latest = SnapshotHandle::latest(&url).unwrap();
+    assert_eq!(latest.len(), 2);
+    for h in &latest {
+        let SnapshotHandle::Manifest(p) = h else {
+            panic!()
+        };
+        assert!(p.starts_with(root.join("chk-1")), "{}", p.display());
+    }
+    // An instance owning only the first half can use checkpoint 2.
+    let own = a.key_group_range();
+    let mine = SnapshotHandle::latest_covering(&url, own).unwrap();
+    assert_eq!(mine.len(), 1);
+    let SnapshotHandle::Manifest(p) = &mine[0] else {
+        panic!()
+    };
+    assert!(p.starts_with(root.join("chk-2")));
+    // Once both finish, checkpoint 2 is the latest.
+    b.checkpoint(2).unwrap();
+    let latest = SnapshotHandle::latest(&url).unwrap();
+    assert!(latest
+        .iter()
+        .all(|h| matches!(h, SnapshotHandle::Manifest(p) if p.starts_with(root.join("chk-2")))));
+}

@@ -69,29 +69,36 @@ impl SnapshotHandle {
     }
 
     /// The manifests of the newest complete checkpoint under a checkpoint directory
-    /// URL (one per instance that wrote it); empty if there is none. Partially
-    /// written checkpoints have no manifest and are never returned.
+    /// URL: the newest `chk-<id>` whose manifests together cover every key group of
+    /// the job (one manifest per instance that wrote it). Empty if there is none.
+    /// A checkpoint that some instances did not finish (a crash between their
+    /// manifests) is skipped, so a restore never misses key groups.
     pub fn latest(checkpoint_url: &str) -> Result<Vec<SnapshotHandle>> {
+        SnapshotHandle::latest_matching(checkpoint_url, None)
+    }
+
+    /// Like [`SnapshotHandle::latest`], for an instance that owns only `range`: the
+    /// newest checkpoint whose manifests cover `range`, and only those manifests.
+    pub fn latest_covering(
+        checkpoint_url: &str,
+        range: KeyGroupRange,
+    ) -> Result<Vec<SnapshotHandle>> {
+        SnapshotHandle::latest_matching(checkpoint_url, Some(range))
+    }
+
+    fn latest_matching(
+        checkpoint_url: &str,
+        wanted: Option<KeyGroupRange>,
+    ) -> Result<Vec<SnapshotHandle>> {
         let url = CheckpointUrl::parse(checkpoint_url).map_err(|reason| {
             Error::invalid(format!("checkpoint directory '{checkpoint_url}': {reason}"))
         })?;
         let storage = FileStorage::new(url.local_path());
-        for (_, dir) in storage.checkpoint_dirs()?.into_iter().rev() {
-            let mut manifests = Vec::new();
-            let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::io(&dir, e))?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.ends_with(MANIFEST_SUFFIX) {
-                    manifests.push(entry.path());
-                }
-            }
-            if !manifests.is_empty() {
-                manifests.sort();
-                return Ok(manifests
-                    .into_iter()
-                    .map(SnapshotHandle::Manifest)
+        for id in storage.checkpoint_ids()?.into_iter().rev() {
+            if let Some(names) = complete_checkpoint(&storage, id, wanted)? {
+                return Ok(names
+                    .iter()
+                    .map(|n| SnapshotHandle::Manifest(PathBuf::from(storage.location(id, n))))
                     .collect());
             }
         }
@@ -121,6 +128,59 @@ pub struct StreamedSnapshot {
     pub manifest: Manifest,
     /// Length of everything written: data, manifest and trailer.
     pub bytes_written: u64,
+}
+
+/// The manifest names of checkpoint `id` if its manifests cover `wanted` (all key
+/// groups if None), else None (some instance did not finish it). Overlapping
+/// manifests are an error: checkpoints of different parallelism share the id.
+pub(crate) fn complete_checkpoint(
+    storage: &dyn CheckpointStorage,
+    id: u64,
+    wanted: Option<KeyGroupRange>,
+) -> Result<Option<Vec<String>>> {
+    let mut manifests = Vec::new();
+    for name in storage.list(id)? {
+        if name.ends_with(MANIFEST_SUFFIX) {
+            let bytes = storage.read(id, &name)?;
+            let (m, _) = Manifest::decode(&bytes, &storage.location(id, &name))?;
+            manifests.push((m.key_group_range, m.max_parallelism, name));
+        }
+    }
+    let Some(&(_, max_parallelism, _)) = manifests.first() else {
+        return Ok(None);
+    };
+    if manifests.iter().any(|(_, m, _)| *m != max_parallelism) {
+        return Err(Error::Restore(format!(
+            "checkpoint {id} holds manifests of different max parallelism"
+        )));
+    }
+    let wanted = match wanted {
+        Some(r) => r,
+        None => KeyGroupRange::all(max_parallelism)?,
+    };
+    manifests.sort_by_key(|(r, _, _)| r.start());
+    for pair in manifests.windows(2) {
+        if pair[0].0.intersect(&pair[1].0).is_some() {
+            return Err(Error::Restore(format!(
+                "checkpoint {id} holds overlapping manifests ({} and {}): checkpoints of \
+                 different parallelism share one checkpoint id",
+                pair[0].2, pair[1].2
+            )));
+        }
+    }
+    let mut next = wanted.start();
+    let mut chosen = Vec::new();
+    for (range, _, name) in manifests {
+        if range.intersect(&wanted).is_none() {
+            continue;
+        }
+        if range.start() > next {
+            return Ok(None);
+        }
+        next = range.end() + 1;
+        chosen.push(name);
+    }
+    Ok((next > wanted.end()).then_some(chosen))
 }
 
 /// File name suffix of manifests.
@@ -440,7 +500,22 @@ impl Retention {
             self.previous = previous_files(manifest);
         }
         let mut warnings = Vec::new();
-        while self.completed.len() > self.keep {
+        // Other instances may not have finished the newer checkpoints yet: an old
+        // checkpoint goes only once a newer one is complete for the whole job.
+        let newest_complete = if self.completed.len() > self.keep {
+            self.newest_complete().unwrap_or_else(|e| {
+                warnings.push(format!(
+                    "could not check which checkpoints are complete: {e}"
+                ));
+                None
+            })
+        } else {
+            None
+        };
+        while self.completed.len() > self.keep
+            && newest_complete
+                .is_some_and(|c| *self.completed.keys().next().expect("non-empty") < c)
+        {
             let (oldest, shared) = self.completed.pop_first().expect("non-empty");
             if let Err(e) = self.storage.discard(oldest, &self.prefix) {
                 warnings.push(format!("could not delete checkpoint {oldest}: {e}"));
@@ -465,6 +540,16 @@ impl Retention {
             Err(e) => warnings.push(format!("could not list old checkpoints: {e}")),
         }
         warnings
+    }
+
+    /// The newest checkpoint whose manifests cover every key group of the job.
+    fn newest_complete(&self) -> Result<Option<u64>> {
+        for id in self.storage.checkpoint_ids()?.into_iter().rev() {
+            if complete_checkpoint(self.storage.as_ref(), id, None)?.is_some() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// Ids of the retained checkpoints, ascending.

@@ -119,6 +119,24 @@ impl CheckpointStorage for FileStorage {
             .to_string()
     }
 
+    fn checkpoint_ids(&self) -> Result<Vec<u64>> {
+        Ok(self
+            .checkpoint_dirs()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    fn list(&self, checkpoint_id: u64) -> Result<Vec<String>> {
+        let mut names: Vec<String> = objects_with_prefix(&self.checkpoint_dir(checkpoint_id), "")?
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .filter(|n| !n.contains(TEMP_MARKER))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn read(&self, checkpoint_id: u64, name: &str) -> Result<Vec<u8>> {
         let path = self.checkpoint_dir(checkpoint_id).join(name);
         fs::read(&path).map_err(|e| Error::io(path, e))

@@ -26,6 +26,12 @@ pub trait CheckpointStorage: Send + Sync + std::fmt::Debug {
     /// The committed location of object `name` of a checkpoint (a path or URL).
     fn location(&self, checkpoint_id: u64, name: &str) -> String;
 
+    /// Ids of all checkpoints in the storage, ascending.
+    fn checkpoint_ids(&self) -> Result<Vec<u64>>;
+
+    /// Names of the committed objects of a checkpoint (no unfinished ones).
+    fn list(&self, checkpoint_id: u64) -> Result<Vec<String>>;
+
     /// Reads a committed object of a checkpoint.
     fn read(&self, checkpoint_id: u64, name: &str) -> Result<Vec<u8>>;
 

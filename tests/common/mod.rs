@@ -167,6 +167,12 @@ impl CheckpointStorage for CrashingStorage {
     fn location(&self, id: u64, name: &str) -> String {
         self.inner.location(id, name)
     }
+    fn checkpoint_ids(&self) -> statebackend::Result<Vec<u64>> {
+        self.inner.checkpoint_ids()
+    }
+    fn list(&self, id: u64) -> statebackend::Result<Vec<String>> {
+        self.inner.list(id)
+    }
     fn read(&self, id: u64, name: &str) -> statebackend::Result<Vec<u8>> {
         self.inner.read(id, name)
     }

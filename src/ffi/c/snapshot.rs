@@ -282,8 +282,9 @@ pub unsafe extern "C" fn sb_retained_checkpoints(
 }
 
 /// Finds the newest complete checkpoint under a checkpoint directory `url`
-/// (`file:///…` or an absolute path) and copies the paths of its manifests (one per
-/// instance that wrote it) into `buf`, each NUL-terminated, one after the other,
+/// (`file:///…` or an absolute path) — the newest whose manifests cover every key
+/// group of the job, so a checkpoint that some instance did not finish is skipped —
+/// and copies the paths of its manifests (one per instance that wrote it) into `buf`, each NUL-terminated, one after the other,
 /// with the required-size protocol. `*count` is the number of manifests; 0 (and
 /// `SB_NOT_FOUND`) if there is no complete checkpoint.
 #[no_mangle]
