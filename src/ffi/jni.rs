@@ -597,6 +597,26 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_restoredState<
     })
 }
 
+/// `byte[] stateNames(long)`: the names of every state the backend knows (restored or
+/// registered), each as `u32be(len) ‖ UTF-8`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_stateNames<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> JByteArray<'l> {
+    run(&mut env, |env| {
+        let bytes = with_backend(handle, |c| {
+            let mut out = Vec::new();
+            for info in c.backend.states() {
+                put_field(&mut out, info.name.as_bytes());
+            }
+            Ok(out)
+        })?;
+        Ok(env.byte_array_from_slice(&bytes)?)
+    })
+}
+
 /// Number of (key, namespace) entries over all states.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_statebackend_internal_NativeBridge_numEntries<'l>(
@@ -939,7 +959,8 @@ fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// in: `key ‖ namespace`; out: every entry of the map as `u32be(len) ‖ user key ‖
-/// u32be(len) ‖ value`. Returns the length (0: empty) or too-small.
+/// u32be(len) ‖ value`, in the core's order (sorted by serialized user key, on every
+/// backend). Returns the length (0: empty) or too-small.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapEntries<'l>(
@@ -960,11 +981,10 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapEntries<'l>
             let (s, kg) = (state_id(state)?, key_group(kg)?);
             let BackendCell { backend, scratch } = c;
             scratch.clear();
-            backend.map_for_each(s, kg, key, ns, &mut |uk, v| {
-                put_field(scratch, uk);
-                put_field(scratch, v);
-                Ok(())
-            })?;
+            for (uk, v) in backend.map_entries(s, kg, key, ns)? {
+                put_field(scratch, &uk);
+                put_field(scratch, &v);
+            }
             emit(out, scratch)
         })
     })

@@ -4,7 +4,10 @@ import io.statebackend.internal.NativeBackends;
 import java.io.IOException;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.configuration.StateLatencyTrackOptions;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.runtime.state.CheckpointStorage;
 import org.apache.flink.runtime.state.CheckpointStorageAccess;
@@ -12,6 +15,7 @@ import org.apache.flink.runtime.state.CompletedCheckpointStorageLocation;
 import org.apache.flink.runtime.state.ConfigurableStateBackend;
 import org.apache.flink.runtime.state.OperatorStateBackend;
 import org.apache.flink.runtime.state.StateBackend;
+import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
 
 /**
  * What the three native backends share. Each is a Flink {@link StateBackend} and, like Flink's
@@ -25,7 +29,30 @@ public abstract class AbstractNativeBackend
         implements StateBackend, ConfigurableStateBackend, CheckpointStorage {
     private static final long serialVersionUID = 1L;
 
+    /** The latency-tracking options ({@code state.latency-track.*}) this backend was given. */
+    Configuration latencyTracking = new Configuration();
+
     AbstractNativeBackend() {}
+
+    /**
+     * Gives a configured copy what every backend takes from {@link #configure}: latency tracking
+     * ({@code state.latency-track.*}), the values of this backend overridden by the
+     * configuration's.
+     */
+    <T extends AbstractNativeBackend> T configureShared(T copy, ReadableConfig config) {
+        Configuration latency = new Configuration(latencyTracking);
+        copyOption(StateLatencyTrackOptions.LATENCY_TRACK_ENABLED, config, latency);
+        copyOption(StateLatencyTrackOptions.LATENCY_TRACK_SAMPLE_INTERVAL, config, latency);
+        copyOption(StateLatencyTrackOptions.LATENCY_TRACK_HISTORY_SIZE, config, latency);
+        copyOption(StateLatencyTrackOptions.LATENCY_TRACK_STATE_NAME_AS_VARIABLE, config, latency);
+        copy.latencyTracking = latency;
+        return copy;
+    }
+
+    private static <T> void copyOption(
+            ConfigOption<T> option, ReadableConfig from, Configuration to) {
+        from.getOptional(option).ifPresent(value -> to.set(option, value));
+    }
 
     abstract NativeBackends.Kind kind();
 
@@ -45,7 +72,11 @@ public abstract class AbstractNativeBackend
     @Override
     public <K> io.statebackend.internal.NativeKeyedStateBackend<K> createKeyedStateBackend(
             KeyedStateBackendParameters<K> parameters) throws IOException {
-        return NativeBackends.createKeyedStateBackend(kind(), maxStateSize(), parameters);
+        return NativeBackends.createKeyedStateBackend(
+                kind(),
+                maxStateSize(),
+                LatencyTrackingStateConfig.newBuilder().configure(latencyTracking),
+                parameters);
     }
 
     @Override

@@ -44,7 +44,7 @@ public class NativeFsBackend extends AbstractNativeBackend {
 
     @Override
     public NativeFsBackend configure(ReadableConfig config, ClassLoader classLoader) {
-        return this;
+        return configureShared(new NativeFsBackend(checkpointUri), config);
     }
 
     @Override

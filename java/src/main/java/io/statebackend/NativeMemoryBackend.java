@@ -63,9 +63,11 @@ public class NativeMemoryBackend extends AbstractNativeBackend {
 
     @Override
     public NativeMemoryBackend configure(ReadableConfig config, ClassLoader classLoader) {
-        return config.getOptional(MAX_STATE_SIZE)
-                .map(size -> new NativeMemoryBackend(Math.toIntExact(size.getBytes())))
-                .orElse(this);
+        int size =
+                config.getOptional(MAX_STATE_SIZE)
+                        .map(s -> Math.toIntExact(s.getBytes()))
+                        .orElse(maxStateSize);
+        return configureShared(new NativeMemoryBackend(size), config);
     }
 
     @Override

@@ -49,7 +49,7 @@ public class NativeRocksDBBackend extends AbstractNativeBackend {
 
     @Override
     public NativeRocksDBBackend configure(ReadableConfig config, ClassLoader classLoader) {
-        return this;
+        return configureShared(new NativeRocksDBBackend(checkpointUri, incremental), config);
     }
 
     @Override

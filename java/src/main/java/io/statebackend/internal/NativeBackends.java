@@ -16,6 +16,7 @@ import org.apache.flink.runtime.state.StateBackend.KeyedStateBackendParameters;
 import org.apache.flink.runtime.state.StateBackend.OperatorStateBackendParameters;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
 import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
+import org.apache.flink.util.StateMigrationException;
 
 /**
  * Builds keyed and operator state backends from Flink's parameters. Everything that depends on the
@@ -48,7 +49,10 @@ public final class NativeBackends {
      * the native library on first use.
      */
     public static <K> NativeKeyedStateBackend<K> createKeyedStateBackend(
-            Kind kind, long maxStateSize, KeyedStateBackendParameters<K> parameters)
+            Kind kind,
+            long maxStateSize,
+            LatencyTrackingStateConfig.Builder latencyTracking,
+            KeyedStateBackendParameters<K> parameters)
             throws IOException {
         NativeLibrary.load();
         Environment env = parameters.getEnv();
@@ -87,27 +91,37 @@ public final class NativeBackends {
                 }
             }
         }
-        return new NativeKeyedStateBackend<>(
-                new NativeHandle(id),
-                kind.label
-                        + " keyed state of "
-                        + parameters.getOperatorIdentifier()
-                        + ", key groups "
-                        + range,
-                parameters.getKvStateRegistry(),
-                parameters.getKeySerializer(),
-                env.getUserCodeClassLoader().asClassLoader(),
-                env.getExecutionConfig(),
-                parameters.getTtlTimeProvider(),
-                LatencyTrackingStateConfig.newBuilder()
-                        .setMetricGroup(parameters.getMetricGroup())
-                        .build(),
-                // The parameters' registry is the restore's: Flink closes it once the backend
-                // is built. The backend's own registry lives as long as the backend.
-                new CloseableRegistry(),
-                new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
-                new HeapPriorityQueueSetFactory(
-                        range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
+        NativeKeyedStateBackend<K> backend =
+                new NativeKeyedStateBackend<>(
+                        new NativeHandle(id),
+                        kind.label
+                                + " keyed state of "
+                                + parameters.getOperatorIdentifier()
+                                + ", key groups "
+                                + range,
+                        parameters.getKvStateRegistry(),
+                        parameters.getKeySerializer(),
+                        env.getUserCodeClassLoader().asClassLoader(),
+                        env.getExecutionConfig(),
+                        parameters.getTtlTimeProvider(),
+                        latencyTracking.setMetricGroup(parameters.getMetricGroup()).build(),
+                        // The parameters' registry is the restore's: Flink closes it once the
+                        // backend
+                        // is built. The backend's own registry lives as long as the backend.
+                        new CloseableRegistry(),
+                        new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
+                        new HeapPriorityQueueSetFactory(
+                                range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
+        if (!sources.isEmpty()) {
+            try {
+                backend.checkRestoredKeySerializer();
+            } catch (IOException | StateMigrationException | RuntimeException e) {
+                backend.dispose();
+                throw new BackendBuildingException(
+                        kind.label + " cannot restore " + range + ": " + e.getMessage(), e);
+            }
+        }
+        return backend;
     }
 
     /** One of the task manager's temporary directories, spread over subtasks. */

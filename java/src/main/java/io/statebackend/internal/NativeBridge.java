@@ -46,6 +46,21 @@ final class NativeBridge {
     /** {@code kind ‖ metadata} of a known state, or null. */
     static native byte[] restoredState(long handle, String name);
 
+    /** The names of every state the backend knows (restored or registered); see {@link #names}. */
+    static native byte[] stateNames(long handle);
+
+    /** Decodes {@link #stateNames}: {@code u32be(len) ‖ UTF-8} per name. */
+    static java.util.List<String> names(byte[] encoded) {
+        java.util.List<String> names = new java.util.ArrayList<>();
+        ByteBuffer in = ByteBuffer.wrap(encoded);
+        while (in.hasRemaining()) {
+            byte[] name = new byte[in.getInt()];
+            in.get(name);
+            names.add(new String(name, java.nio.charset.StandardCharsets.UTF_8));
+        }
+        return names;
+    }
+
     static native long numEntries(long handle);
 
     static native int valueGet(

@@ -2,6 +2,7 @@ package io.statebackend.internal;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
@@ -27,6 +28,7 @@ import org.apache.flink.runtime.checkpoint.SnapshotType;
 import org.apache.flink.runtime.query.TaskKvStateRegistry;
 import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
 import org.apache.flink.runtime.state.CheckpointStreamFactory;
+import org.apache.flink.runtime.state.DoneFuture;
 import org.apache.flink.runtime.state.InternalKeyContext;
 import org.apache.flink.runtime.state.KeyGroupedInternalPriorityQueue;
 import org.apache.flink.runtime.state.Keyed;
@@ -41,6 +43,7 @@ import org.apache.flink.runtime.state.heap.HeapPriorityQueueElement;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
 import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
 import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
+import org.apache.flink.util.StateMigrationException;
 
 /**
  * A keyed state backend whose state lives in one native backend instance (memory, fs or RocksDB)
@@ -156,8 +159,6 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         StateDescriptor.Type type = stateDesc.getType();
         int kind = nativeKind(type);
         TypeSerializer<SV> valueSerializer = stateDesc.getSerializer();
-        byte[] metadata =
-                StateMetadata.encode(type, keySerializer, namespaceSerializer, valueSerializer);
 
         AbstractNativeState<K, N, SV> existing = (AbstractNativeState<K, N, SV>) states.get(name);
         if (existing == null) {
@@ -167,18 +168,21 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                     throw new IllegalStateException(
                             "state '" + name + "' was restored with another kind than " + type);
                 }
-                byte[] oldMetadata = new byte[restored.length - 1];
-                System.arraycopy(restored, 1, oldMetadata, 0, oldMetadata.length);
-                StateMetadata.checkCompatible(
-                        name,
-                        oldMetadata,
-                        type,
-                        userCodeClassLoader,
-                        keySerializer,
-                        namespaceSerializer,
-                        valueSerializer);
+                TypeSerializer<?>[] resolved =
+                        StateMetadata.checkCompatible(
+                                name,
+                                Arrays.copyOfRange(restored, 1, restored.length),
+                                type,
+                                userCodeClassLoader,
+                                keySerializer,
+                                namespaceSerializer,
+                                valueSerializer);
+                namespaceSerializer = (TypeSerializer<N>) resolved[1];
+                valueSerializer = (TypeSerializer<SV>) resolved[2];
             }
         }
+        byte[] metadata =
+                StateMetadata.encode(type, keySerializer, namespaceSerializer, valueSerializer);
         int id = NativeBridge.registerState(handle.id(), name, kind, metadata);
         if (existing != null) {
             existing.update(namespaceSerializer, valueSerializer);
@@ -262,26 +266,38 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     @SuppressWarnings("unchecked")
     private <N> Stream<Tuple2<K, N>> keyStream(String stateName, N namespace, boolean all) {
         AbstractNativeState<K, N, ?> state = (AbstractNativeState<K, N, ?>) states.get(stateName);
-        if (state == null) {
-            return Stream.empty();
-        }
+        int stateId;
+        TypeSerializer<N> namespaceSerializer;
         NativeAccess keys = newAccess();
         int nsLen = 0;
         try {
+            if (state != null) {
+                stateId = state.stateId;
+                namespaceSerializer = state.namespaceSerializer;
+            } else {
+                // A restored state not registered again (yet): its keys are there all the
+                // same, read with the namespace serializer it was written with.
+                byte[] restored = NativeBridge.restoredState(handle.id(), stateName);
+                if (restored == null) {
+                    return Stream.empty();
+                }
+                byte[] metadata = Arrays.copyOfRange(restored, 1, restored.length);
+                namespaceSerializer =
+                        StateMetadata.restoredNamespaceSerializer(
+                                stateName, metadata, userCodeClassLoader);
+                stateId = NativeBridge.registerState(handle.id(), stateName, restored[0], metadata);
+            }
             keys.in().clear();
             if (!all) {
-                nsLen = keys.append(state.namespaceSerializer, namespace);
+                nsLen = keys.append(namespaceSerializer, namespace);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        long iterator = NativeBridge.keysOpen(handle.id(), state.stateId, keys.in(), nsLen, all);
+        long iterator = NativeBridge.keysOpen(handle.id(), stateId, keys.in(), nsLen, all);
         KeyIterator<K, N> it =
                 new KeyIterator<>(
-                        iterator,
-                        keys,
-                        keySerializer.duplicate(),
-                        state.namespaceSerializer.duplicate());
+                        iterator, keys, keySerializer.duplicate(), namespaceSerializer.duplicate());
         return StreamSupport.stream(
                         Spliterators.spliteratorUnknownSize(it, Spliterator.ORDERED), false)
                 .onClose(it::close);
@@ -357,6 +373,32 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         }
     }
 
+    /**
+     * Checks the key serializer against every restored state's, as Flink's backends do when they
+     * restore; a key serializer that cannot read the restored keys as they are fails the restore.
+     */
+    void checkRestoredKeySerializer() throws IOException, StateMigrationException {
+        for (String name : NativeBridge.names(NativeBridge.stateNames(handle.id()))) {
+            byte[] restored = NativeBridge.restoredState(handle.id(), name);
+            if (restored != null) {
+                StateMetadata.checkKeySerializer(
+                        name,
+                        Arrays.copyOfRange(restored, 1, restored.length),
+                        userCodeClassLoader,
+                        keySerializer);
+            }
+        }
+    }
+
+    /**
+     * Every read deserializes a fresh object and every write serializes the one given, so the
+     * caller may reuse the objects it passes and gets, as with Flink's RocksDB backend.
+     */
+    @Override
+    public boolean isSafeToReuseKVState() {
+        return true;
+    }
+
     @Override
     public int numKeyValueStateEntries() {
         return (int) NativeBridge.numEntries(handle.id());
@@ -395,6 +437,11 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
             CheckpointStreamFactory streamFactory,
             CheckpointOptions checkpointOptions)
             throws Exception {
+        if (NativeBridge.stateNames(handle.id()).length == 0) {
+            // No keyed state at all: no handle, as Flink's backends (timers, if any, are in the
+            // raw keyed state Flink writes itself).
+            return DoneFuture.of(SnapshotResult.empty());
+        }
         return new SnapshotStrategyRunner<>(
                         description,
                         snapshotStrategy,

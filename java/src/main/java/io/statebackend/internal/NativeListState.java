@@ -155,6 +155,25 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         return read(query, ((ListSerializer<V>) safeValueSerializer).getElementSerializer());
     }
 
+    /**
+     * The queryable-state format of a list, as Flink's backends write it: the elements, each
+     * serialized with the element serializer, separated by one {@code ','} byte.
+     */
+    @Override
+    byte[] serializeForQuery(List<V> value, TypeSerializer<List<V>> safeValueSerializer)
+            throws IOException {
+        TypeSerializer<V> serializer =
+                ((ListSerializer<V>) safeValueSerializer).getElementSerializer();
+        DataOutputSerializer out = new DataOutputSerializer(64);
+        for (int i = 0; i < value.size(); i++) {
+            if (i > 0) {
+                out.writeByte(',');
+            }
+            serializer.serialize(value.get(i), out);
+        }
+        return out.getCopyOfBuffer();
+    }
+
     static void writeVarint(DataOutputSerializer out, int value) throws IOException {
         int v = value;
         while ((v & ~0x7f) != 0) {

@@ -7,6 +7,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
+import java.util.Objects;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.base.MapSerializer;
 import org.apache.flink.core.memory.DataInputDeserializer;
@@ -251,6 +252,24 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
             }
             value = newValue;
             return old;
+        }
+
+        /** The {@link Map.Entry} contract: equal to any entry with equal key and value. */
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Map.Entry
+                    && Objects.equals(key, ((Map.Entry<?, ?>) o).getKey())
+                    && Objects.equals(value, ((Map.Entry<?, ?>) o).getValue());
+        }
+
+        @Override
+        public int hashCode() {
+            return Objects.hashCode(key) ^ Objects.hashCode(value);
+        }
+
+        @Override
+        public String toString() {
+            return key + "=" + value;
         }
     }
 

@@ -37,9 +37,12 @@ final class StateMetadata {
 
     /**
      * Checks a restored state against its new registration: same state type, and serializers that
-     * can read the old bytes as they are.
+     * can read the old bytes as they are or once reconfigured (Flink's {@code
+     * COMPATIBLE_WITH_RECONFIGURED_SERIALIZER}, e.g. Kryo registrations in another order). Returns
+     * the serializers to use: {@code [key, namespace, value]}, reconfigured where needed. The key
+     * serializer must be compatible as it is (the backend has one for all states).
      */
-    static void checkCompatible(
+    static TypeSerializer<?>[] checkCompatible(
             String name,
             byte[] metadata,
             StateDescriptor.Type type,
@@ -70,7 +73,9 @@ final class StateMetadata {
             TypeSerializerSnapshot<?> old =
                     TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader);
             TypeSerializerSchemaCompatibility<?> compatibility = resolve(serializers[i], old);
-            if (!compatibility.isCompatibleAsIs()) {
+            if (compatibility.isCompatibleWithReconfiguredSerializer() && i > 0) {
+                serializers[i] = compatibility.getReconfiguredSerializer();
+            } else if (!compatibility.isCompatibleAsIs()) {
                 throw new StateMigrationException(
                         "state '"
                                 + name
@@ -81,6 +86,53 @@ final class StateMetadata {
                                 + "); the native backend does not migrate state yet");
             }
         }
+        return serializers;
+    }
+
+    /** The serializer snapshots of a state's metadata: key, namespace, value. */
+    private static TypeSerializerSnapshot<?>[] snapshots(
+            String name, byte[] metadata, ClassLoader classLoader) throws IOException {
+        DataInputDeserializer in = new DataInputDeserializer(metadata);
+        int version = in.readInt();
+        if (version != VERSION) {
+            throw new IOException(
+                    "state '" + name + "': unknown metadata version " + version + " in snapshot");
+        }
+        in.readUTF();
+        TypeSerializerSnapshot<?>[] snapshots = new TypeSerializerSnapshot<?>[3];
+        for (int i = 0; i < snapshots.length; i++) {
+            snapshots[i] = TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader);
+        }
+        return snapshots;
+    }
+
+    /**
+     * Checks the key serializer a backend is restored with against the one a restored state was
+     * written with, as Flink's backends do when they restore: a key serializer that cannot read the
+     * old keys as they are fails the restore.
+     */
+    static void checkKeySerializer(
+            String name, byte[] metadata, ClassLoader classLoader, TypeSerializer<?> keySerializer)
+            throws IOException, StateMigrationException {
+        TypeSerializerSchemaCompatibility<?> compatibility =
+                resolve(keySerializer, snapshots(name, metadata, classLoader)[0]);
+        if (!compatibility.isCompatibleAsIs()) {
+            throw new StateMigrationException(
+                    "The new key serializer ("
+                            + keySerializer
+                            + ") must be compatible with the key serializer of restored state '"
+                            + name
+                            + "' ("
+                            + compatibility
+                            + ")");
+        }
+    }
+
+    /** The namespace serializer a restored state was written with. */
+    @SuppressWarnings("unchecked")
+    static <N> TypeSerializer<N> restoredNamespaceSerializer(
+            String name, byte[] metadata, ClassLoader classLoader) throws IOException {
+        return (TypeSerializer<N>) snapshots(name, metadata, classLoader)[1].restoreSerializer();
     }
 
     @SuppressWarnings("unchecked")
