@@ -12,6 +12,7 @@ import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupsStateHandle;
 import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.OperatorStateBackend;
+import org.apache.flink.runtime.state.SavepointKeyedStateHandle;
 import org.apache.flink.runtime.state.StateBackend.KeyedStateBackendParameters;
 import org.apache.flink.runtime.state.StateBackend.OperatorStateBackendParameters;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
@@ -54,10 +55,16 @@ public final class NativeBackends {
         Environment env = parameters.getEnv();
         KeyGroupRange range = parameters.getKeyGroupRange();
         List<RestoreSource> sources = new ArrayList<>();
+        List<KeyedStateHandle> canonical = new ArrayList<>();
         long id;
         try {
             for (KeyedStateHandle handle : parameters.getStateHandles()) {
                 if (handle == null) {
+                    continue;
+                }
+                if (handle instanceof SavepointKeyedStateHandle) {
+                    // A canonical savepoint, ours or any Flink backend's.
+                    canonical.add(handle);
                     continue;
                 }
                 if (!(handle instanceof KeyGroupsStateHandle)) {
@@ -65,7 +72,8 @@ public final class NativeBackends {
                             kind.label
                                     + " cannot restore from "
                                     + handle.getClass().getName()
-                                    + ": it restores its own full snapshots (KeyGroupsStateHandle)");
+                                    + ": it restores its own full snapshots (KeyGroupsStateHandle)"
+                                    + " and canonical savepoints (KeyGroupsSavepointStateHandle)");
                 }
                 sources.add(
                         new RestoreSource(
@@ -87,27 +95,46 @@ public final class NativeBackends {
                 }
             }
         }
-        return new NativeKeyedStateBackend<>(
-                new NativeHandle(id),
-                kind.label
-                        + " keyed state of "
-                        + parameters.getOperatorIdentifier()
-                        + ", key groups "
-                        + range,
-                parameters.getKvStateRegistry(),
-                parameters.getKeySerializer(),
-                env.getUserCodeClassLoader().asClassLoader(),
-                env.getExecutionConfig(),
-                parameters.getTtlTimeProvider(),
-                LatencyTrackingStateConfig.newBuilder()
-                        .setMetricGroup(parameters.getMetricGroup())
-                        .build(),
-                // The parameters' registry is the restore's: Flink closes it once the backend
-                // is built. The backend's own registry lives as long as the backend.
-                new CloseableRegistry(),
-                new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
-                new HeapPriorityQueueSetFactory(
-                        range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
+        if (!canonical.isEmpty() && !sources.isEmpty()) {
+            NativeBridge.close(id);
+            throw new IllegalStateException(
+                    kind.label
+                            + " cannot restore a canonical savepoint and native snapshots at once");
+        }
+        NativeKeyedStateBackend<K> backend =
+                new NativeKeyedStateBackend<>(
+                        new NativeHandle(id),
+                        kind.label
+                                + " keyed state of "
+                                + parameters.getOperatorIdentifier()
+                                + ", key groups "
+                                + range,
+                        parameters.getKvStateRegistry(),
+                        parameters.getKeySerializer(),
+                        env.getUserCodeClassLoader().asClassLoader(),
+                        env.getExecutionConfig(),
+                        parameters.getTtlTimeProvider(),
+                        LatencyTrackingStateConfig.newBuilder()
+                                .setMetricGroup(parameters.getMetricGroup())
+                                .build(),
+                        // The parameters' registry is the restore's: Flink closes it once the
+                        // backend
+                        // is built. The backend's own registry lives as long as the backend.
+                        new CloseableRegistry(),
+                        new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
+                        new HeapPriorityQueueSetFactory(
+                                range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
+        if (!canonical.isEmpty()) {
+            try {
+                backend.restoreCanonical(canonical);
+            } catch (Exception e) {
+                backend.dispose();
+                throw new BackendBuildingException(
+                        kind.label + " failed to restore a canonical savepoint: " + e.getMessage(),
+                        e);
+            }
+        }
+        return backend;
     }
 
     /** One of the task manager's temporary directories, spread over subtasks. */

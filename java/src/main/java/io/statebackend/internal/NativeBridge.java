@@ -163,6 +163,24 @@ final class NativeBridge {
 
     static native void keysClose(long iterator);
 
+    /** The names of the states the backend knows, in state-id order. */
+    static native String[] stateNames(long handle);
+
+    /**
+     * An iterator over every entry, key group by key group, over a point-in-time view taken now
+     * (the synchronous phase of a canonical savepoint).
+     */
+    static native long entriesOpen(long handle);
+
+    /**
+     * Fills {@code out} with entries: {@code int keyGroup, int state, then int-length-prefixed key,
+     * namespace, user key (maps) and value} (lists in Flink's delimited encoding). Returns the
+     * bytes written, 0 at the end, or a too-small code.
+     */
+    static native int entriesNext(long iterator, ByteBuffer out);
+
+    static native void entriesClose(long iterator);
+
     static native long snapshot(long handle, long checkpointId);
 
     /** {@code [bytes written, data size, keyGroup, offset, keyGroup, offset, ...]}. */
