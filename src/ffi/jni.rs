@@ -1173,7 +1173,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_entriesNext<'l
                 unreachable!("peeked an entry")
             };
             out[at..at + 4].copy_from_slice(&entry.key_group.to_be_bytes());
-            out[at + 4..at + 8].copy_from_slice(&(entry.state as u32).to_be_bytes());
+            out[at + 4..at + 8].copy_from_slice(&entry.state.to_be_bytes());
             at += 8;
             let (user_key, value) = entry_fields(&entry);
             for field in [&entry.key[..], &entry.namespace[..], user_key, &value[..]] {
