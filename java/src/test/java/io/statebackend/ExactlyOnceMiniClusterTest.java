@@ -55,6 +55,8 @@ class ExactlyOnceMiniClusterTest {
 
     static final AtomicBoolean checkpointCompleted = new AtomicBoolean();
     static final AtomicBoolean failed = new AtomicBoolean();
+    static final java.util.concurrent.atomic.AtomicInteger completedCheckpoints =
+            new java.util.concurrent.atomic.AtomicInteger();
     static final Map<Integer, String> results = new ConcurrentHashMap<>();
     static final List<String> duplicates = new ArrayList<>();
 
@@ -102,7 +104,7 @@ class ExactlyOnceMiniClusterTest {
         assertThat(new TreeMap<>(results)).isEqualTo(expected());
     }
 
-    private static Map<Integer, String> expected() {
+    static Map<Integer, String> expected() {
         Map<Integer, String> expected = new TreeMap<>();
         for (int key = 0; key < KEYS; key++) {
             long sum = 0;
@@ -251,6 +253,7 @@ class ExactlyOnceMiniClusterTest {
 
         @Override
         public void notifyCheckpointComplete(long checkpointId) {
+            completedCheckpoints.incrementAndGet();
             checkpointCompleted.set(true);
         }
     }
