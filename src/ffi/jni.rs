@@ -23,7 +23,7 @@ use crate::backend::StateBackend;
 use crate::codec::ListElements;
 use crate::config::{BackendKind, Config};
 use crate::error::Error;
-use crate::iter::{KeyEntry, KeysIter};
+use crate::iter::{EntriesIter, Entry, EntryValue, KeyEntry, KeysIter};
 use crate::keygroup::KeyGroupRange;
 use crate::snapshot::manifest::KeyedData;
 use crate::snapshot::{PendingSnapshot, SnapshotHandle};
@@ -157,6 +157,7 @@ struct BackendCell {
 static BACKENDS: HandleTable<Mutex<BackendCell>> = HandleTable::new(0x4a);
 static KEY_ITERS: HandleTable<Mutex<Peekable<KeysIter>>> = HandleTable::new(0x4b);
 static PENDING: HandleTable<Mutex<Option<PendingSnapshot>>> = HandleTable::new(0x4c);
+static ENTRY_ITERS: HandleTable<Mutex<Peekable<EntriesIter>>> = HandleTable::new(0x4d);
 
 const CLOSED_BACKEND: &str = "the state backend is closed";
 
@@ -594,26 +595,6 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_restoredState<
             Some(bytes) => Ok(env.byte_array_from_slice(&bytes)?),
             None => Ok(JByteArray::default()),
         }
-    })
-}
-
-/// `byte[] stateNames(long)`: the names of every state the backend knows (restored or
-/// registered), each as `u32be(len) ‖ UTF-8`.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_io_statebackend_internal_NativeBridge_stateNames<'l>(
-    mut env: EnvUnowned<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) -> JByteArray<'l> {
-    run(&mut env, |env| {
-        let bytes = with_backend(handle, |c| {
-            let mut out = Vec::new();
-            for info in c.backend.states() {
-                put_field(&mut out, info.name.as_bytes());
-            }
-            Ok(out)
-        })?;
-        Ok(env.byte_array_from_slice(&bytes)?)
     })
 }
 
@@ -1079,6 +1060,144 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_keysClose<'l>(
     })
 }
 
+// ---- canonical savepoints ---------------------------------------------------------------
+
+/// `String[] stateNames(long)`: the names of the states the backend knows (restored or
+/// registered), in state-id order.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_stateNames<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> JObjectArray<'l, JString<'l>> {
+    run(&mut env, |env| {
+        let names: Vec<String> = with_backend(handle, |c| {
+            Ok(c.backend.states().iter().map(|s| s.name.clone()).collect())
+        })?;
+        let array = JObjectArray::<JString>::new(env, names.len(), JString::null())?;
+        for (i, name) in names.iter().enumerate() {
+            let s = JString::from_str(env, name)?;
+            array.set_element(env, i, &s)?;
+            env.delete_local_ref(s);
+        }
+        Ok(array)
+    })
+}
+
+/// `long entriesOpen(long)`: an iterator over every entry of every state, key group by
+/// key group (states in id order within a key group), over a point-in-time view taken
+/// now: the synchronous phase of a canonical savepoint.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_entriesOpen<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jlong {
+    run(&mut env, |_| {
+        let iter = with_backend(handle, |c| Ok(c.backend.entries()?))?;
+        Ok(ENTRY_ITERS.insert(Mutex::new(iter.peekable())) as jlong)
+    })
+}
+
+/// Flink's list encoding in canonical savepoints (its `ListDelimitedSerializer`): the
+/// serialized elements joined by one `,` byte.
+fn delimited_list(elements: &[Vec<u8>]) -> Vec<u8> {
+    let len = elements.iter().map(|e| e.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+/// The fields of one entry as `entriesNext` writes them.
+fn entry_fields(e: &Entry) -> (&[u8], std::borrow::Cow<'_, [u8]>) {
+    match &e.value {
+        EntryValue::Value(v) => (&[], std::borrow::Cow::Borrowed(&v[..])),
+        EntryValue::List(l) => (&[], std::borrow::Cow::Owned(delimited_list(l))),
+        EntryValue::MapEntry { user_key, value } => {
+            (&user_key[..], std::borrow::Cow::Borrowed(&value[..]))
+        }
+    }
+}
+
+/// Fills `out` with as many entries as fit, each `u32be(key group) ‖ u32be(state) ‖
+/// u32be(len) ‖ key ‖ u32be(len) ‖ namespace ‖ u32be(len) ‖ user key (maps; else
+/// empty) ‖ u32be(len) ‖ value` (lists in Flink's delimited encoding, maps as stored:
+/// `null flag ‖ value`; empty lists are skipped). Returns the bytes written, 0 at the
+/// end, or too-small when not even one entry fits.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_entriesNext<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    iter: jlong,
+    out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let (ptr, cap) = direct(env, &out)?;
+        // SAFETY: see `direct`; the only buffer of this call.
+        let out = unsafe { std::slice::from_raw_parts_mut(ptr, cap) };
+        let cell = ENTRY_ITERS
+            .get(iter as u64)
+            .ok_or(Failure::Closed("the entry iterator is closed"))?;
+        let mut it = lock(&cell)?;
+        let mut at = 0usize;
+        loop {
+            let size = match it.peek() {
+                None => break,
+                Some(Err(_)) => {
+                    let Some(Err(e)) = it.next() else {
+                        unreachable!("peeked an error")
+                    };
+                    return Err(e.into());
+                }
+                Some(Ok(e)) => {
+                    if matches!(&e.value, EntryValue::List(l) if l.is_empty()) {
+                        it.next();
+                        continue;
+                    }
+                    let (user_key, value) = entry_fields(e);
+                    24 + e.key.len() + e.namespace.len() + user_key.len() + value.len()
+                }
+            };
+            if at + size > out.len() {
+                if at == 0 {
+                    return too_small(size);
+                }
+                break;
+            }
+            let Some(Ok(entry)) = it.next() else {
+                unreachable!("peeked an entry")
+            };
+            out[at..at + 4].copy_from_slice(&entry.key_group.to_be_bytes());
+            out[at + 4..at + 8].copy_from_slice(&entry.state.to_be_bytes());
+            at += 8;
+            let (user_key, value) = entry_fields(&entry);
+            for field in [&entry.key[..], &entry.namespace[..], user_key, &value[..]] {
+                out[at..at + 4].copy_from_slice(&(field.len() as u32).to_be_bytes());
+                out[at + 4..at + 4 + field.len()].copy_from_slice(field);
+                at += 4 + field.len();
+            }
+        }
+        Ok(at as jint)
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_entriesClose<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    iter: jlong,
+) {
+    run(&mut env, |_| {
+        ENTRY_ITERS.remove(iter as u64);
+        Ok(())
+    })
+}
+
 // ---- snapshots -------------------------------------------------------------------------
 
 /// The synchronous phase: a pending snapshot's id (cheap; the view is immutable).
@@ -1174,6 +1293,16 @@ mod tests {
         assert_eq!((k, n, v), (&b"key"[..], &b"ns"[..], &b"value"[..]));
         assert!(fields(input, [3, 2, 6]).is_err());
         assert!(fields(input, [-1]).is_err());
+    }
+
+    #[test]
+    fn lists_join_with_flink_delimiter() {
+        assert_eq!(delimited_list(&[]), b"");
+        assert_eq!(delimited_list(&[b"ab".to_vec()]), b"ab");
+        assert_eq!(
+            delimited_list(&[b"ab".to_vec(), b"".to_vec(), b"c".to_vec()]),
+            b"ab,,c"
+        );
     }
 
     #[test]

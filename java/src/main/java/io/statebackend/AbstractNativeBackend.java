@@ -104,7 +104,10 @@ public abstract class AbstractNativeBackend
 
     @Override
     public boolean supportsSavepointFormat(SavepointFormatType formatType) {
-        return formatType == SavepointFormatType.NATIVE;
+        // NATIVE: our own full snapshots; CANONICAL: Flink's backend-independent format,
+        // readable by Flink's HashMap and RocksDB backends (and theirs by ours).
+        return formatType == SavepointFormatType.NATIVE
+                || formatType == SavepointFormatType.CANONICAL;
     }
 
     @Override

@@ -80,6 +80,18 @@ final class NativeAccess {
         nsLen = append(nsSerializer, namespace);
     }
 
+    /** Clears the input, for fields appended as raw bytes ({@link #appendRaw}). */
+    void startRaw() {
+        in.clear();
+    }
+
+    /** Appends raw bytes to the input; their length. */
+    int appendRaw(byte[] bytes, int offset, int len) {
+        ensureIn(len);
+        in.put(bytes, offset, len);
+        return len;
+    }
+
     /** Appends one serialized field to the input; its length. */
     <T> int append(TypeSerializer<T> serializer, T value) throws IOException {
         scratch.clear();

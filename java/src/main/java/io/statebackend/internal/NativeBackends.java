@@ -12,6 +12,7 @@ import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupsStateHandle;
 import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.OperatorStateBackend;
+import org.apache.flink.runtime.state.SavepointKeyedStateHandle;
 import org.apache.flink.runtime.state.StateBackend.KeyedStateBackendParameters;
 import org.apache.flink.runtime.state.StateBackend.OperatorStateBackendParameters;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
@@ -58,10 +59,16 @@ public final class NativeBackends {
         Environment env = parameters.getEnv();
         KeyGroupRange range = parameters.getKeyGroupRange();
         List<RestoreSource> sources = new ArrayList<>();
+        List<KeyedStateHandle> canonical = new ArrayList<>();
         long id;
         try {
             for (KeyedStateHandle handle : parameters.getStateHandles()) {
                 if (handle == null) {
+                    continue;
+                }
+                if (handle instanceof SavepointKeyedStateHandle) {
+                    // A canonical savepoint, ours or any Flink backend's.
+                    canonical.add(handle);
                     continue;
                 }
                 if (!(handle instanceof KeyGroupsStateHandle)) {
@@ -69,7 +76,8 @@ public final class NativeBackends {
                             kind.label
                                     + " cannot restore from "
                                     + handle.getClass().getName()
-                                    + ": it restores its own full snapshots (KeyGroupsStateHandle)");
+                                    + ": it restores its own full snapshots (KeyGroupsStateHandle)"
+                                    + " and canonical savepoints (KeyGroupsSavepointStateHandle)");
                 }
                 sources.add(
                         new RestoreSource(
@@ -90,6 +98,12 @@ public final class NativeBackends {
                     source.close();
                 }
             }
+        }
+        if (!canonical.isEmpty() && !sources.isEmpty()) {
+            NativeBridge.close(id);
+            throw new IllegalStateException(
+                    kind.label
+                            + " cannot restore a canonical savepoint and native snapshots at once");
         }
         NativeKeyedStateBackend<K> backend =
                 new NativeKeyedStateBackend<>(
@@ -119,6 +133,16 @@ public final class NativeBackends {
                 backend.dispose();
                 throw new BackendBuildingException(
                         kind.label + " cannot restore " + range + ": " + e.getMessage(), e);
+            }
+        }
+        if (!canonical.isEmpty()) {
+            try {
+                backend.restoreCanonical(canonical);
+            } catch (Exception e) {
+                backend.dispose();
+                throw new BackendBuildingException(
+                        kind.label + " failed to restore a canonical savepoint: " + e.getMessage(),
+                        e);
             }
         }
         return backend;

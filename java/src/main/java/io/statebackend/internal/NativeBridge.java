@@ -46,21 +46,6 @@ final class NativeBridge {
     /** {@code kind ‖ metadata} of a known state, or null. */
     static native byte[] restoredState(long handle, String name);
 
-    /** The names of every state the backend knows (restored or registered); see {@link #names}. */
-    static native byte[] stateNames(long handle);
-
-    /** Decodes {@link #stateNames}: {@code u32be(len) ‖ UTF-8} per name. */
-    static java.util.List<String> names(byte[] encoded) {
-        java.util.List<String> names = new java.util.ArrayList<>();
-        ByteBuffer in = ByteBuffer.wrap(encoded);
-        while (in.hasRemaining()) {
-            byte[] name = new byte[in.getInt()];
-            in.get(name);
-            names.add(new String(name, java.nio.charset.StandardCharsets.UTF_8));
-        }
-        return names;
-    }
-
     static native long numEntries(long handle);
 
     static native int valueGet(
@@ -177,6 +162,24 @@ final class NativeBridge {
     static native int keysNext(long iterator, ByteBuffer out);
 
     static native void keysClose(long iterator);
+
+    /** The names of the states the backend knows, in state-id order. */
+    static native String[] stateNames(long handle);
+
+    /**
+     * An iterator over every entry, key group by key group, over a point-in-time view taken now
+     * (the synchronous phase of a canonical savepoint).
+     */
+    static native long entriesOpen(long handle);
+
+    /**
+     * Fills {@code out} with entries: {@code int keyGroup, int state, then int-length-prefixed key,
+     * namespace, user key (maps) and value} (lists in Flink's delimited encoding). Returns the
+     * bytes written, 0 at the end, or a too-small code.
+     */
+    static native int entriesNext(long iterator, ByteBuffer out);
+
+    static native void entriesClose(long iterator);
 
     static native long snapshot(long handle, long checkpointId);
 

@@ -2,7 +2,9 @@ package io.statebackend.internal;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
@@ -21,14 +23,17 @@ import org.apache.flink.api.common.state.StateDescriptor;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.runtime.checkpoint.CheckpointOptions;
+import org.apache.flink.runtime.checkpoint.SavepointType;
 import org.apache.flink.runtime.checkpoint.SnapshotType;
 import org.apache.flink.runtime.query.TaskKvStateRegistry;
 import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
 import org.apache.flink.runtime.state.CheckpointStreamFactory;
 import org.apache.flink.runtime.state.DoneFuture;
+import org.apache.flink.runtime.state.HeapPriorityQueuesManager;
 import org.apache.flink.runtime.state.InternalKeyContext;
 import org.apache.flink.runtime.state.KeyGroupedInternalPriorityQueue;
 import org.apache.flink.runtime.state.Keyed;
@@ -41,6 +46,8 @@ import org.apache.flink.runtime.state.SnapshotStrategyRunner;
 import org.apache.flink.runtime.state.StateSnapshotTransformer.StateSnapshotTransformFactory;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueElement;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
+import org.apache.flink.runtime.state.heap.HeapPriorityQueueSnapshotRestoreWrapper;
+import org.apache.flink.runtime.state.heap.HeapPriorityQueueStateSnapshot;
 import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
 import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
 import org.apache.flink.util.StateMigrationException;
@@ -62,6 +69,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     private final HeapPriorityQueueSetFactory priorityQueueFactory;
     private final NativeSnapshotStrategy snapshotStrategy;
     private final Map<String, AbstractNativeState<K, ?, ?>> states = new HashMap<>();
+    private final Map<String, HeapPriorityQueueSnapshotRestoreWrapper<?>> queues = new HashMap<>();
+    private final HeapPriorityQueuesManager queuesManager;
     private K serializedKey;
 
     NativeKeyedStateBackend(
@@ -90,6 +99,22 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         this.description = description;
         this.priorityQueueFactory = priorityQueueFactory;
         this.snapshotStrategy = new NativeSnapshotStrategy(handle, keyGroupRange);
+        this.queuesManager =
+                new HeapPriorityQueuesManager(
+                        queues, priorityQueueFactory, keyGroupRange, numberOfKeyGroups);
+    }
+
+    /** Restores canonical savepoints (any Flink backend's) into this backend. */
+    void restoreCanonical(Collection<KeyedStateHandle> handles) throws Exception {
+        new CanonicalRestore<>(
+                        handle,
+                        keyGroupRange,
+                        numberOfKeyGroups,
+                        userCodeClassLoader,
+                        keySerializer,
+                        priorityQueueFactory,
+                        queues)
+                .restore(handles);
     }
 
     NativeAccess access() {
@@ -132,7 +157,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
 
     // ---- states ------------------------------------------------------------------------
 
-    private static int nativeKind(StateDescriptor.Type type) {
+    static int nativeKind(StateDescriptor.Type type) {
         switch (type) {
             case VALUE:
             case REDUCING:
@@ -378,7 +403,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
      * restore; a key serializer that cannot read the restored keys as they are fails the restore.
      */
     void checkRestoredKeySerializer() throws IOException, StateMigrationException {
-        for (String name : NativeBridge.names(NativeBridge.stateNames(handle.id()))) {
+        for (String name : NativeBridge.stateNames(handle.id())) {
             byte[] restored = NativeBridge.restoredState(handle.id(), name);
             if (restored != null) {
                 StateMetadata.checkKeySerializer(
@@ -410,7 +435,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     public <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
             KeyGroupedInternalPriorityQueue<T> create(
                     String stateName, TypeSerializer<T> byteOrderedElementSerializer) {
-        return priorityQueueFactory.create(stateName, byteOrderedElementSerializer);
+        return queuesManager.createOrUpdate(stateName, byteOrderedElementSerializer);
     }
 
     @Override
@@ -419,13 +444,21 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                     String stateName,
                     TypeSerializer<T> byteOrderedElementSerializer,
                     boolean allowFutureMetadataUpdates) {
-        return priorityQueueFactory.create(
+        return queuesManager.createOrUpdate(
                 stateName, byteOrderedElementSerializer, allowFutureMetadataUpdates);
     }
 
     @Override
     public boolean requiresLegacySynchronousTimerSnapshots(SnapshotType checkpointType) {
-        return true;
+        // Canonical savepoints carry the timer queues as states (see savepoint()); checkpoints
+        // and native savepoints have Flink write them into raw keyed state.
+        return !isCanonicalSavepoint(checkpointType);
+    }
+
+    private static boolean isCanonicalSavepoint(SnapshotType type) {
+        return type.isSavepoint()
+                && type instanceof SavepointType
+                && ((SavepointType) type).getFormatType() == SavepointFormatType.CANONICAL;
     }
 
     // ---- snapshots ----------------------------------------------------------------------------
@@ -451,10 +484,24 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     }
 
     @Override
-    public SavepointResources<K> savepoint() {
-        throw new UnsupportedOperationException(
-                "canonical savepoints are not supported by the native backends yet; take a"
-                        + " savepoint in the native format (--type native)");
+    public SavepointResources<K> savepoint() throws IOException {
+        Map<String, TypeSerializer<?>> namespaceSerializers = new HashMap<>();
+        states.forEach((name, state) -> namespaceSerializers.put(name, state.namespaceSerializer));
+        List<HeapPriorityQueueStateSnapshot<?>> queueSnapshots = new ArrayList<>();
+        for (HeapPriorityQueueSnapshotRestoreWrapper<?> queue : queues.values()) {
+            queueSnapshots.add(queue.stateSnapshot());
+        }
+        return new SavepointResources<>(
+                new CanonicalSavepoint<>(
+                        handle,
+                        keyGroupRange,
+                        numberOfKeyGroups,
+                        keySerializer,
+                        keyGroupCompressionDecorator,
+                        userCodeClassLoader,
+                        namespaceSerializers,
+                        queueSnapshots),
+                SnapshotExecutionType.ASYNCHRONOUS);
     }
 
     @Override

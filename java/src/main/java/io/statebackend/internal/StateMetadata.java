@@ -25,14 +25,65 @@ final class StateMetadata {
             TypeSerializer<?> namespaceSerializer,
             TypeSerializer<?> valueSerializer)
             throws IOException {
+        return encode(
+                type,
+                keySerializer.snapshotConfiguration(),
+                namespaceSerializer.snapshotConfiguration(),
+                valueSerializer.snapshotConfiguration());
+    }
+
+    /** The metadata of a state from its serializers' snapshots (a canonical savepoint's). */
+    static byte[] encode(
+            StateDescriptor.Type type,
+            TypeSerializerSnapshot<?> keySerializer,
+            TypeSerializerSnapshot<?> namespaceSerializer,
+            TypeSerializerSnapshot<?> valueSerializer)
+            throws IOException {
         DataOutputSerializer out = new DataOutputSerializer(256);
         out.writeInt(VERSION);
         out.writeUTF(type.name());
-        for (TypeSerializer<?> s :
-                new TypeSerializer<?>[] {keySerializer, namespaceSerializer, valueSerializer}) {
-            TypeSerializerSnapshot.writeVersionedSnapshot(out, s.snapshotConfiguration());
+        for (TypeSerializerSnapshot<?> s :
+                new TypeSerializerSnapshot<?>[] {
+                    keySerializer, namespaceSerializer, valueSerializer
+                }) {
+            TypeSerializerSnapshot.writeVersionedSnapshot(out, s);
         }
         return out.getCopyOfBuffer();
+    }
+
+    /** A state's metadata, decoded. */
+    static final class Decoded {
+        final StateDescriptor.Type type;
+        final TypeSerializerSnapshot<?> keySerializer;
+        final TypeSerializerSnapshot<?> namespaceSerializer;
+        final TypeSerializerSnapshot<?> valueSerializer;
+
+        Decoded(
+                StateDescriptor.Type type,
+                TypeSerializerSnapshot<?> keySerializer,
+                TypeSerializerSnapshot<?> namespaceSerializer,
+                TypeSerializerSnapshot<?> valueSerializer) {
+            this.type = type;
+            this.keySerializer = keySerializer;
+            this.namespaceSerializer = namespaceSerializer;
+            this.valueSerializer = valueSerializer;
+        }
+    }
+
+    static Decoded decode(String name, byte[] metadata, ClassLoader classLoader)
+            throws IOException {
+        DataInputDeserializer in = new DataInputDeserializer(metadata);
+        int version = in.readInt();
+        if (version != VERSION) {
+            throw new IOException(
+                    "state '" + name + "': unknown metadata version " + version + " in snapshot");
+        }
+        StateDescriptor.Type type = StateDescriptor.Type.valueOf(in.readUTF());
+        return new Decoded(
+                type,
+                TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader),
+                TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader),
+                TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader));
     }
 
     /**
