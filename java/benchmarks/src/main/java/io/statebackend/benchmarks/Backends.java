@@ -1,0 +1,188 @@
+package io.statebackend.benchmarks;
+
+import io.statebackend.NativeFsBackend;
+import io.statebackend.NativeMemoryBackend;
+import io.statebackend.NativeRocksDBBackend;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.Collections;
+import org.apache.flink.api.common.ExecutionConfig;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.contrib.streaming.state.EmbeddedRocksDBStateBackend;
+import org.apache.flink.contrib.streaming.state.RocksDBKeyedStateBackendBuilder;
+import org.apache.flink.contrib.streaming.state.RocksDBPriorityQueueConfig;
+import org.apache.flink.contrib.streaming.state.RocksDBResourceContainer;
+import org.apache.flink.core.fs.CloseableRegistry;
+import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
+import org.apache.flink.runtime.io.disk.iomanager.IOManagerAsync;
+import org.apache.flink.runtime.operators.testutils.MockEnvironment;
+import org.apache.flink.runtime.operators.testutils.MockEnvironmentBuilder;
+import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
+import org.apache.flink.runtime.state.AbstractStateBackend;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyedStateBackendParametersImpl;
+import org.apache.flink.runtime.state.LocalRecoveryConfig;
+import org.apache.flink.runtime.state.StateBackend;
+import org.apache.flink.runtime.state.heap.HeapKeyedStateBackendBuilder;
+import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
+import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
+import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
+import org.apache.flink.util.FileUtils;
+import org.apache.flink.util.IOUtils;
+
+/**
+ * Builds one keyed state backend of each kind with the same parameters: {@code Long} keys through
+ * Flink's {@link LongSerializer}, max parallelism 2, key groups 0..1, no restore, no latency
+ * tracking. Flink's backends are built through their builders as flink-benchmarks does; ours
+ * through {@link StateBackend#createKeyedStateBackend}, the entry point Flink's task uses. All
+ * files (RocksDB directories, our backends' local directories) live under one temporary directory.
+ */
+final class Backends implements AutoCloseable {
+    static final int MAX_PARALLELISM = 2;
+    static final KeyGroupRange KEY_GROUPS = KeyGroupRange.of(0, MAX_PARALLELISM - 1);
+
+    final AbstractKeyedStateBackend<Long> keyed;
+    private final File root;
+    private final MockEnvironment env;
+
+    private Backends(AbstractKeyedStateBackend<Long> keyed, File root, MockEnvironment env) {
+        this.keyed = keyed;
+        this.root = root;
+        this.env = env;
+    }
+
+    static Backends create(BackendType type) throws Exception {
+        File root = Files.createTempDirectory("statebackend-bench-").toFile();
+        try {
+            switch (type) {
+                case HEAP:
+                    return new Backends(heap(), root, null);
+                case ROCKSDB:
+                    return new Backends(rocksDB(new File(root, "db")), root, null);
+                default:
+                    return createNative(type, root);
+            }
+        } catch (Exception | Error e) {
+            FileUtils.deleteDirectoryQuietly(root);
+            throw e;
+        }
+    }
+
+    private static AbstractKeyedStateBackend<Long> heap() throws IOException {
+        ExecutionConfig config = new ExecutionConfig();
+        return new HeapKeyedStateBackendBuilder<>(
+                        null,
+                        LongSerializer.INSTANCE,
+                        Backends.class.getClassLoader(),
+                        MAX_PARALLELISM,
+                        KEY_GROUPS,
+                        config,
+                        TtlTimeProvider.DEFAULT,
+                        LatencyTrackingStateConfig.disabled(),
+                        Collections.emptyList(),
+                        AbstractStateBackend.getCompressionDecorator(config),
+                        LocalRecoveryConfig.BACKUP_AND_RECOVERY_DISABLED,
+                        new HeapPriorityQueueSetFactory(KEY_GROUPS, MAX_PARALLELISM, 128),
+                        false,
+                        new CloseableRegistry())
+                .build();
+    }
+
+    private static AbstractKeyedStateBackend<Long> rocksDB(File dbDir) throws IOException {
+        if (!dbDir.mkdirs()) {
+            throw new IOException("cannot create " + dbDir);
+        }
+        ExecutionConfig config = new ExecutionConfig();
+        // Flink's default options, no managed memory: what flink-benchmarks measures.
+        RocksDBResourceContainer resources = new RocksDBResourceContainer();
+        try {
+            return new RocksDBKeyedStateBackendBuilder<>(
+                            "benchmark",
+                            Backends.class.getClassLoader(),
+                            dbDir,
+                            resources,
+                            stateName -> resources.getColumnOptions(),
+                            null,
+                            LongSerializer.INSTANCE,
+                            MAX_PARALLELISM,
+                            KEY_GROUPS,
+                            config,
+                            LocalRecoveryConfig.BACKUP_AND_RECOVERY_DISABLED,
+                            RocksDBPriorityQueueConfig.buildWithPriorityQueueType(
+                                    EmbeddedRocksDBStateBackend.PriorityQueueStateType.ROCKSDB),
+                            TtlTimeProvider.DEFAULT,
+                            LatencyTrackingStateConfig.disabled(),
+                            new UnregisteredMetricsGroup(),
+                            (name, value) -> {},
+                            Collections.emptyList(),
+                            AbstractStateBackend.getCompressionDecorator(config),
+                            new CloseableRegistry())
+                    .build();
+        } catch (IOException | RuntimeException e) {
+            IOUtils.closeQuietly(resources);
+            throw e;
+        }
+    }
+
+    private static Backends createNative(BackendType type, File root) throws Exception {
+        File local = new File(root, "local");
+        if (!local.mkdirs()) {
+            throw new IOException("cannot create " + local);
+        }
+        String checkpoints = new File(root, "checkpoints").toURI().toString();
+        StateBackend backend;
+        switch (type) {
+            case NATIVE_MEMORY:
+                backend = new NativeMemoryBackend();
+                break;
+            case NATIVE_FS:
+                backend = new NativeFsBackend(checkpoints);
+                break;
+            case NATIVE_ROCKSDB:
+                backend = new NativeRocksDBBackend(checkpoints);
+                break;
+            default:
+                throw new IllegalArgumentException("not a native backend: " + type);
+        }
+        MockEnvironment env =
+                new MockEnvironmentBuilder()
+                        .setMaxParallelism(MAX_PARALLELISM)
+                        .setIOManager(new IOManagerAsync(local.getPath()))
+                        .build();
+        try {
+            AbstractKeyedStateBackend<Long> keyed =
+                    (AbstractKeyedStateBackend<Long>)
+                            backend.createKeyedStateBackend(
+                                    new KeyedStateBackendParametersImpl<>(
+                                            env,
+                                            new JobID(),
+                                            "benchmark",
+                                            LongSerializer.INSTANCE,
+                                            MAX_PARALLELISM,
+                                            KEY_GROUPS,
+                                            env.getTaskKvStateRegistry(),
+                                            TtlTimeProvider.DEFAULT,
+                                            new UnregisteredMetricsGroup(),
+                                            Collections.emptyList(),
+                                            new CloseableRegistry()));
+            return new Backends(keyed, root, env);
+        } catch (Exception | Error e) {
+            env.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        try {
+            keyed.dispose();
+            if (env != null) {
+                env.close();
+            }
+        } finally {
+            FileUtils.deleteDirectoryQuietly(root);
+        }
+    }
+}
