@@ -1,7 +1,7 @@
 //! The JNI bridge under the Flink classes in `java/` (`io.statebackend.internal.NativeBridge`).
 //!
 //! Like the C ABI, this layer only converts and guards: every native method runs inside
-//! [`EnvUnowned::with_env`] (which catches panics) and resolves through [`ThrowJava`],
+//! [`EnvUnowned::with_env`] (which catches panics) and resolves through `ThrowJava`,
 //! which turns a core error into a Java exception carrying the core's message:
 //! `IllegalArgumentException` for misuse, `IllegalStateException` for a closed handle,
 //! `io.statebackend.StateBackendException` for everything else. A Java exception raised
@@ -9,7 +9,7 @@
 //! exception Java sees.
 //!
 //! Backends, key iterators and pending snapshots are `long` ids from generation-checked
-//! handle tables ([`super::handles`]): a closed or forged id fails to resolve.
+//! handle tables (`super::handles`): a closed or forged id fails to resolve.
 //!
 //! Hot path: one call per state access, no Java allocation. Java writes the fields of
 //! an access one after another into a reusable direct `ByteBuffer` (`key ‖ namespace ‖

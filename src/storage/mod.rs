@@ -1,5 +1,5 @@
 //! Where snapshots go. A [`CheckpointStorage`] creates objects that become visible
-//! only when committed; [`file`] is the built-in local-filesystem storage, and
+//! only when committed; [`file`](mod@file) is the built-in local-filesystem storage, and
 //! [`source`] reads snapshots back (from bytes or files).
 //!
 //! The Memory backend has no storage: its snapshot is returned inline as bytes.

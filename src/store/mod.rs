@@ -27,7 +27,7 @@ pub struct EntryRef<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum EntryData<'a> {
     Value(&'a [u8]),
-    /// A list in its encoded form (see [`crate::codec::ListEncoding`]).
+    /// A list in its encoded form (see [`crate::codec::ListElements`]).
     List(&'a [u8]),
     /// One user key of a map state.
     MapEntry {
