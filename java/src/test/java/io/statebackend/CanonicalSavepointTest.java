@@ -78,6 +78,7 @@ class CanonicalSavepointTest {
             new MapStateDescriptor<>("map", String.class, Integer.class);
     private static final ReducingStateDescriptor<Long> REDUCING =
             new ReducingStateDescriptor<>("reducing", Long::sum, Long.class);
+    private static final String LONG = "x".repeat(300);
     private static final TimerSerializer<String, VoidNamespace> TIMERS =
             new TimerSerializer<>(StringSerializer.INSTANCE, VoidNamespaceSerializer.INSTANCE);
 
@@ -211,6 +212,8 @@ class CanonicalSavepointTest {
             value.update(i * 10L);
             list.add("a" + i);
             list.add("b" + i);
+            // Over the 256 bytes of the JNI input buffer: restoring grows it.
+            list.add(LONG + i);
             map.put("x", i);
             map.put("y" + i, -i);
             reducing.add((long) i);
@@ -251,7 +254,7 @@ class CanonicalSavepointTest {
             n++;
             backend.setCurrentKey(k);
             assertThat(value.value()).as("value of " + k + " in kg " + kg).isEqualTo(i * 10L);
-            assertThat(list.get()).containsExactly("a" + i, "b" + i);
+            assertThat(list.get()).containsExactly("a" + i, "b" + i, LONG + i);
             Map<String, Integer> entries = new HashMap<>();
             for (Map.Entry<String, Integer> e : map.entries()) {
                 entries.put(e.getKey(), e.getValue());

@@ -236,6 +236,8 @@ final class CanonicalRestore<K> {
         int userKeyStart = keyIn.getPosition();
         int userKeyLen = key.length - userKeyStart;
         byte[] value = entry.getValue();
+        // The value is appended before access.in() is read: appending may replace the input
+        // buffer with a bigger one (Java evaluates arguments left to right).
         access.startRaw();
         access.appendRaw(key, keyStart, keyLen);
         access.appendRaw(key, nsStart, nsLen);
@@ -244,17 +246,13 @@ final class CanonicalRestore<K> {
             case VALUE:
             case REDUCING:
             case AGGREGATING:
+                int valueLen = access.appendRaw(value, 0, value.length);
                 NativeBridge.valuePut(
-                        handle,
-                        target.nativeId,
-                        keyGroup,
-                        access.in(),
-                        keyLen,
-                        nsLen,
-                        access.appendRaw(value, 0, value.length));
+                        handle, target.nativeId, keyGroup, access.in(), keyLen, nsLen, valueLen);
                 break;
             case MAP:
                 access.appendRaw(key, userKeyStart, userKeyLen);
+                int mapValueLen = access.appendRaw(value, 0, value.length);
                 NativeBridge.mapPut(
                         handle,
                         target.nativeId,
@@ -263,10 +261,11 @@ final class CanonicalRestore<K> {
                         keyLen,
                         nsLen,
                         userKeyLen,
-                        access.appendRaw(value, 0, value.length));
+                        mapValueLen);
                 break;
             case LIST:
                 int encodedLen = encodeList(value, target.elementSerializer);
+                int listLen = access.appendRaw(list.getSharedBuffer(), 0, encodedLen);
                 NativeBridge.listAddAll(
                         handle,
                         target.nativeId,
@@ -274,7 +273,7 @@ final class CanonicalRestore<K> {
                         access.in(),
                         keyLen,
                         nsLen,
-                        access.appendRaw(list.getSharedBuffer(), 0, encodedLen),
+                        listLen,
                         true);
                 break;
             default:
