@@ -142,8 +142,8 @@ class MemoryLimitMiniClusterTest {
         assertThat(stats.at("/counts/completed").asLong()).isGreaterThanOrEqualTo(2);
         // The injected failure restarted the job from a good checkpoint.
         assertThat(stats.at("/counts/restored").asLong()).isEqualTo(1);
-        assertThat(stats.at("/latest/failed/failure_message").asText())
-                .isEqualTo("Asynchronous task checkpoint failed.");
+        // Not asserted: the REST "latest failed" message, which may be a checkpoint the
+        // restart aborted ("Checkpoint Coordinator is suspending.") rather than a decline.
         assertThat(declines)
                 .anySatisfy(
                         m ->
