@@ -1017,34 +1017,10 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_keysNext<'l>(
             .get(iter as u64)
             .ok_or(Failure::Closed("the key iterator is closed"))?;
         let mut it = lock(&cell)?;
-        let mut at = 0usize;
-        loop {
-            let size = match it.peek() {
-                None => break,
-                Some(Err(_)) => {
-                    let Some(Err(e)) = it.next() else {
-                        unreachable!("peeked an error")
-                    };
-                    return Err(e.into());
-                }
-                Some(Ok(KeyEntry { key, namespace, .. })) => 8 + key.len() + namespace.len(),
-            };
-            if at + size > out.len() {
-                if at == 0 {
-                    return too_small(size);
-                }
-                break;
-            }
-            let Some(Ok(entry)) = it.next() else {
-                unreachable!("peeked an entry")
-            };
-            for field in [&entry.key, &entry.namespace] {
-                out[at..at + 4].copy_from_slice(&(field.len() as u32).to_be_bytes());
-                out[at + 4..at + 4 + field.len()].copy_from_slice(field);
-                at += 4 + field.len();
-            }
-        }
-        Ok(at as jint)
+        fill_batch(&mut *it, out, |e: &KeyEntry, item| {
+            put_field(item, &e.key);
+            put_field(item, &e.namespace);
+        })
     })
 }
 
@@ -1113,6 +1089,38 @@ fn delimited_list(elements: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// Fills `out` with as many items as fit, each encoded by `encode` (which may append
+/// nothing to skip an item). Returns the bytes written, 0 at the end, or too-small
+/// when not even the first item fits.
+fn fill_batch<T>(
+    it: &mut Peekable<impl Iterator<Item = crate::Result<T>>>,
+    out: &mut [u8],
+    mut encode: impl FnMut(&T, &mut Vec<u8>),
+) -> Res<jint> {
+    let mut at = 0usize;
+    let mut item = Vec::new();
+    while let Some(next) = it.peek() {
+        let Ok(entry) = next else {
+            let Some(Err(e)) = it.next() else {
+                unreachable!("peeked an error")
+            };
+            return Err(e.into());
+        };
+        item.clear();
+        encode(entry, &mut item);
+        if at + item.len() > out.len() {
+            if at == 0 {
+                return too_small(item.len());
+            }
+            break;
+        }
+        out[at..at + item.len()].copy_from_slice(&item);
+        at += item.len();
+        it.next();
+    }
+    Ok(at as jint)
+}
+
 /// The fields of one entry as `entriesNext` writes them.
 fn entry_fields(e: &Entry) -> (&[u8], std::borrow::Cow<'_, [u8]>) {
     match &e.value {
@@ -1144,45 +1152,17 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_entriesNext<'l
             .get(iter as u64)
             .ok_or(Failure::Closed("the entry iterator is closed"))?;
         let mut it = lock(&cell)?;
-        let mut at = 0usize;
-        loop {
-            let size = match it.peek() {
-                None => break,
-                Some(Err(_)) => {
-                    let Some(Err(e)) = it.next() else {
-                        unreachable!("peeked an error")
-                    };
-                    return Err(e.into());
-                }
-                Some(Ok(e)) => {
-                    if matches!(&e.value, EntryValue::List(l) if l.is_empty()) {
-                        it.next();
-                        continue;
-                    }
-                    let (user_key, value) = entry_fields(e);
-                    24 + e.key.len() + e.namespace.len() + user_key.len() + value.len()
-                }
-            };
-            if at + size > out.len() {
-                if at == 0 {
-                    return too_small(size);
-                }
-                break;
+        fill_batch(&mut *it, out, |e: &Entry, item| {
+            if matches!(&e.value, EntryValue::List(l) if l.is_empty()) {
+                return;
             }
-            let Some(Ok(entry)) = it.next() else {
-                unreachable!("peeked an entry")
-            };
-            out[at..at + 4].copy_from_slice(&entry.key_group.to_be_bytes());
-            out[at + 4..at + 8].copy_from_slice(&entry.state.to_be_bytes());
-            at += 8;
-            let (user_key, value) = entry_fields(&entry);
-            for field in [&entry.key[..], &entry.namespace[..], user_key, &value[..]] {
-                out[at..at + 4].copy_from_slice(&(field.len() as u32).to_be_bytes());
-                out[at + 4..at + 4 + field.len()].copy_from_slice(field);
-                at += 4 + field.len();
+            item.extend_from_slice(&e.key_group.to_be_bytes());
+            item.extend_from_slice(&e.state.to_be_bytes());
+            let (user_key, value) = entry_fields(e);
+            for field in [&e.key[..], &e.namespace[..], user_key, &value[..]] {
+                put_field(item, field);
             }
-        }
-        Ok(at as jint)
+        })
     })
 }
 
