@@ -43,7 +43,7 @@ fn lib_dir() -> PathBuf {
     for lib in ["libstatebackend.so", "libstatebackend.a"] {
         assert!(
             dir.join(lib).exists(),
-            "{} missing: run `cargo build --release` first",
+            "{} missing: run `cargo build --release --lib` first (scripts/test does)",
             dir.join(lib).display()
         );
     }
