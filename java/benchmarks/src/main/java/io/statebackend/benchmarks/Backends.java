@@ -6,6 +6,7 @@ import io.statebackend.NativeRocksDBBackend;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.util.Collection;
 import java.util.Collections;
 import org.apache.flink.api.common.ExecutionConfig;
 import org.apache.flink.api.common.JobID;
@@ -23,6 +24,7 @@ import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
 import org.apache.flink.runtime.state.AbstractStateBackend;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyedStateBackendParametersImpl;
+import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.LocalRecoveryConfig;
 import org.apache.flink.runtime.state.StateBackend;
 import org.apache.flink.runtime.state.heap.HeapKeyedStateBackendBuilder;
@@ -34,10 +36,10 @@ import org.apache.flink.util.IOUtils;
 
 /**
  * Builds one keyed state backend of each kind with the same parameters: {@code Long} keys through
- * Flink's {@link LongSerializer}, max parallelism 2, key groups 0..1, no restore, no latency
- * tracking. Flink's backends are built through their builders as flink-benchmarks does; ours
- * through {@link StateBackend#createKeyedStateBackend}, the entry point Flink's task uses. All
- * files (RocksDB directories, our backends' local directories) live under one temporary directory.
+ * Flink's {@link LongSerializer}, max parallelism 2, key groups 0..1, no latency tracking. Flink's
+ * backends are built through their builders as flink-benchmarks does; ours through {@link
+ * StateBackend#createKeyedStateBackend}, the entry point Flink's task uses. All files (RocksDB
+ * directories, our backends' local directories) live under one temporary directory.
  */
 final class Backends implements AutoCloseable {
     static final int MAX_PARALLELISM = 2;
@@ -54,15 +56,37 @@ final class Backends implements AutoCloseable {
     }
 
     static Backends create(BackendType type) throws Exception {
+        return create(type, Collections.emptyList(), false, null);
+    }
+
+    /**
+     * A backend restored from {@code restore} (empty: a fresh one); {@code incremental} turns on
+     * incremental checkpoints of the RocksDB backends; ours write their checkpoints under {@code
+     * checkpoints} (a URI; null: a directory of their own).
+     */
+    static Backends create(
+            BackendType type,
+            Collection<KeyedStateHandle> restore,
+            boolean incremental,
+            String checkpoints)
+            throws Exception {
         File root = Files.createTempDirectory("statebackend-bench-").toFile();
         try {
             switch (type) {
                 case HEAP:
-                    return new Backends(heap(), root, null);
+                    return new Backends(heap(restore), root, null);
                 case ROCKSDB:
-                    return new Backends(rocksDB(new File(root, "db")), root, null);
+                    if (incremental) {
+                        // The builder's incremental switch is package-private: go through the
+                        // backend, with managed memory off as in the builder path.
+                        EmbeddedRocksDBStateBackend rocks = new EmbeddedRocksDBStateBackend(true);
+                        rocks.getMemoryConfiguration().setUseManagedMemory(false);
+                        return throughStateBackend(rocks, root, restore);
+                    }
+                    return new Backends(rocksDB(new File(root, "db"), restore), root, null);
                 default:
-                    return createNative(type, root);
+                    return throughStateBackend(
+                            nativeBackend(type, root, incremental, checkpoints), root, restore);
             }
         } catch (Exception | Error e) {
             FileUtils.deleteDirectoryQuietly(root);
@@ -70,7 +94,8 @@ final class Backends implements AutoCloseable {
         }
     }
 
-    private static AbstractKeyedStateBackend<Long> heap() throws IOException {
+    private static AbstractKeyedStateBackend<Long> heap(Collection<KeyedStateHandle> restore)
+            throws IOException {
         ExecutionConfig config = new ExecutionConfig();
         return new HeapKeyedStateBackendBuilder<>(
                         null,
@@ -81,16 +106,18 @@ final class Backends implements AutoCloseable {
                         config,
                         TtlTimeProvider.DEFAULT,
                         LatencyTrackingStateConfig.disabled(),
-                        Collections.emptyList(),
+                        restore,
                         AbstractStateBackend.getCompressionDecorator(config),
                         LocalRecoveryConfig.BACKUP_AND_RECOVERY_DISABLED,
                         new HeapPriorityQueueSetFactory(KEY_GROUPS, MAX_PARALLELISM, 128),
-                        false,
+                        // Asynchronous snapshots, as HashMapStateBackend builds it for a job.
+                        true,
                         new CloseableRegistry())
                 .build();
     }
 
-    private static AbstractKeyedStateBackend<Long> rocksDB(File dbDir) throws IOException {
+    private static AbstractKeyedStateBackend<Long> rocksDB(
+            File dbDir, Collection<KeyedStateHandle> restore) throws IOException {
         if (!dbDir.mkdirs()) {
             throw new IOException("cannot create " + dbDir);
         }
@@ -116,7 +143,7 @@ final class Backends implements AutoCloseable {
                             LatencyTrackingStateConfig.disabled(),
                             new UnregisteredMetricsGroup(),
                             (name, value) -> {},
-                            Collections.emptyList(),
+                            restore,
                             AbstractStateBackend.getCompressionDecorator(config),
                             new CloseableRegistry())
                     .build();
@@ -126,25 +153,32 @@ final class Backends implements AutoCloseable {
         }
     }
 
-    private static Backends createNative(BackendType type, File root) throws Exception {
+    private static StateBackend nativeBackend(
+            BackendType type, File root, boolean incremental, String checkpoints) {
+        if (checkpoints == null) {
+            checkpoints = new File(root, "checkpoints").toURI().toString();
+        }
+        switch (type) {
+            case NATIVE_MEMORY:
+                // No size limit: the checkpoint benchmark holds 1 GiB (the JobManager limit is
+                // what this backend's users set; the state benchmarks never checkpoint).
+                return new NativeMemoryBackend(Integer.MAX_VALUE);
+            case NATIVE_FS:
+                return new NativeFsBackend(checkpoints);
+            case NATIVE_ROCKSDB:
+                return new NativeRocksDBBackend(checkpoints, incremental);
+            default:
+                throw new IllegalArgumentException("not a native backend: " + type);
+        }
+    }
+
+    /** A keyed backend built by {@code backend} as Flink's task builds it. */
+    private static Backends throughStateBackend(
+            StateBackend backend, File root, Collection<KeyedStateHandle> restore)
+            throws Exception {
         File local = new File(root, "local");
         if (!local.mkdirs()) {
             throw new IOException("cannot create " + local);
-        }
-        String checkpoints = new File(root, "checkpoints").toURI().toString();
-        StateBackend backend;
-        switch (type) {
-            case NATIVE_MEMORY:
-                backend = new NativeMemoryBackend();
-                break;
-            case NATIVE_FS:
-                backend = new NativeFsBackend(checkpoints);
-                break;
-            case NATIVE_ROCKSDB:
-                backend = new NativeRocksDBBackend(checkpoints);
-                break;
-            default:
-                throw new IllegalArgumentException("not a native backend: " + type);
         }
         MockEnvironment env =
                 new MockEnvironmentBuilder()
@@ -165,13 +199,18 @@ final class Backends implements AutoCloseable {
                                             env.getTaskKvStateRegistry(),
                                             TtlTimeProvider.DEFAULT,
                                             new UnregisteredMetricsGroup(),
-                                            Collections.emptyList(),
+                                            restore,
                                             new CloseableRegistry()));
             return new Backends(keyed, root, env);
         } catch (Exception | Error e) {
             env.close();
             throw e;
         }
+    }
+
+    /** The directory holding this backend's files (RocksDB directories, our local directory). */
+    File root() {
+        return root;
     }
 
     @Override
