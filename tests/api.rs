@@ -507,3 +507,89 @@ fn latest_skips_checkpoints_some_instance_did_not_finish() {
         .iter()
         .all(|h| matches!(h, SnapshotHandle::Manifest(p) if p.starts_with(root.join("chk-2")))));
 }
+
+/// Drops values whose first byte is 0 and marks the kept ones, for state `only`.
+struct DropZeroes {
+    only: u32,
+}
+
+impl statebackend::snapshot::SnapshotFilter for DropZeroes {
+    fn filters(&self, state: u32) -> bool {
+        state == self.only
+    }
+
+    fn filter(&mut self, _state: u32, value: &[u8]) -> statebackend::Result<Option<Vec<u8>>> {
+        Ok((value.first() != Some(&0)).then(|| [b"kept:".as_slice(), value].concat()))
+    }
+}
+
+#[test]
+fn snapshot_filters_drop_and_rewrite_values_list_elements_and_map_values() {
+    for kind in backends() {
+        for filtered in ["v", "l", "m"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut b = StateBackend::open(config(kind, dir.path(), 4, 0, 1)).unwrap();
+            let v = b.register_state("v", StateKind::Value, b"").unwrap();
+            let l = b.register_state("l", StateKind::List, b"").unwrap();
+            let m = b.register_state("m", StateKind::Map, b"").unwrap();
+            let kg = 1;
+            b.value_put(v, kg, b"a", b"", &[0, 1]).unwrap();
+            b.value_put(v, kg, b"b", b"", &[1, 1]).unwrap();
+            for e in [[0u8, 1], [1, 2], [0, 3]] {
+                b.list_add(l, kg, b"a", b"", &e).unwrap();
+            }
+            b.list_add(l, kg, b"b", b"", &[0, 9]).unwrap(); // all elements dropped
+            b.map_put(m, kg, b"a", b"", b"x", &[0, 1]).unwrap();
+            b.map_put(m, kg, b"a", b"", b"y", &[1, 1]).unwrap();
+            let id = b.state(filtered).unwrap().id;
+            let entries = b.num_entries().unwrap();
+            let mut bytes = Vec::new();
+            b.savepoint(1)
+                .unwrap()
+                .write_filtered_to(&mut bytes, "stream", &mut DropZeroes { only: id })
+                .unwrap();
+            // The live state is unchanged.
+            assert_eq!(b.num_entries().unwrap(), entries, "{kind:?}");
+            let r = StateBackend::restore(
+                config(kind, dir.path(), 4, 0, 1),
+                &[SnapshotHandle::stream_bytes("s", bytes)],
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            let value = |key: &[u8], out: &mut Vec<u8>| {
+                r.value_get(v, kg, key, b"", out)
+                    .unwrap()
+                    .then(|| out.clone())
+            };
+            let list = |key: &[u8]| r.list_get(l, kg, key, b"").unwrap();
+            let map = |uk: &[u8], out: &mut Vec<u8>| {
+                r.map_get(m, kg, b"a", b"", uk, out)
+                    .unwrap()
+                    .then(|| out.clone())
+            };
+            if filtered == "v" {
+                assert_eq!(value(b"a", &mut out), None, "{kind:?}");
+                assert_eq!(value(b"b", &mut out), Some(b"kept:\x01\x01".to_vec()));
+            } else {
+                assert_eq!(value(b"a", &mut out), Some(vec![0, 1]), "{kind:?}");
+            }
+            if filtered == "l" {
+                assert_eq!(
+                    list(b"a"),
+                    Some(vec![b"kept:\x01\x02".to_vec()]),
+                    "{kind:?}"
+                );
+                assert_eq!(list(b"b"), None, "{kind:?}: a list with no element left");
+            } else {
+                assert_eq!(list(b"a").unwrap().len(), 3, "{kind:?}");
+                assert_eq!(list(b"b").unwrap().len(), 1, "{kind:?}");
+            }
+            if filtered == "m" {
+                assert_eq!(map(b"x", &mut out), None, "{kind:?}");
+                assert_eq!(map(b"y", &mut out), Some(b"kept:\x01\x01".to_vec()));
+            } else {
+                assert_eq!(map(b"x", &mut out), Some(vec![0, 1]), "{kind:?}");
+            }
+        }
+    }
+}

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::iter::{EntriesIter, Entry, EntryValue, KeyEntry, KeysIter};
 use crate::keygroup::KeyGroupRange;
 use crate::snapshot::manifest::KeyedData;
-use crate::snapshot::{PendingSnapshot, SnapshotHandle};
+use crate::snapshot::{PendingSnapshot, SnapshotFilter, SnapshotHandle};
 use crate::state::{StateId, StateKind};
 use crate::storage::source::SnapshotSource;
 use ::jni::errors::ErrorPolicy;
@@ -37,6 +37,7 @@ use ::jni::refs::Global;
 use ::jni::sys::{jboolean, jint, jlong};
 use ::jni::vm::JavaVM;
 use ::jni::{jni_sig, jni_str, Env, EnvUnowned, JValue};
+use std::cell::RefCell;
 use std::io::Write;
 use std::iter::Peekable;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -300,7 +301,8 @@ fn as_i8_mut(bytes: &mut [u8]) -> &mut [i8] {
 /// A `std::io::Write` into a `java.io.OutputStream`, through a reused `byte[]` chunk.
 /// After a failed Java call it makes no further JNI calls (an exception is pending).
 struct JavaOutputStream<'a, 'l> {
-    env: &'a mut Env<'l>,
+    /// Shared with the [`JavaSnapshotFilter`] of the same write: one call at a time.
+    env: &'a RefCell<&'a mut Env<'l>>,
     stream: &'a JObject<'l>,
     chunk: &'a JByteArray<'l>,
     buf: Vec<u8>,
@@ -313,21 +315,19 @@ impl JavaOutputStream<'_, '_> {
         if self.failed {
             return Err(std::io::Error::other("the Java stream failed"));
         }
-        let r = self
-            .chunk
-            .set_region(self.env, 0, as_i8(bytes))
-            .and_then(|()| {
-                self.env.call_method(
-                    self.stream,
-                    jni_str!("write"),
-                    jni_sig!("([BII)V"),
-                    &[
-                        JValue::Object(self.chunk),
-                        JValue::Int(0),
-                        JValue::Int(bytes.len() as jint),
-                    ],
-                )
-            });
+        let env = &mut **self.env.borrow_mut();
+        let r = self.chunk.set_region(env, 0, as_i8(bytes)).and_then(|()| {
+            env.call_method(
+                self.stream,
+                jni_str!("write"),
+                jni_sig!("([BII)V"),
+                &[
+                    JValue::Object(self.chunk),
+                    JValue::Int(0),
+                    JValue::Int(bytes.len() as jint),
+                ],
+            )
+        });
         r.map(|_| ()).map_err(|e| {
             self.failed = true;
             std::io::Error::other(format!("writing to the Java stream: {e}"))
@@ -363,6 +363,46 @@ impl Write for JavaOutputStream<'_, '_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.drain()
+    }
+}
+
+/// Flink's snapshot transformers (state TTL's `cleanupFullSnapshot`) on the values
+/// written by a snapshot: `filters[state]` is an
+/// `io.statebackend.internal.NativeSnapshotStrategy.ValueFilter` (`byte[] filter(byte[])`,
+/// null to leave the value out) or null for states written as they are.
+struct JavaSnapshotFilter<'a, 'l> {
+    env: &'a RefCell<&'a mut Env<'l>>,
+    filters: &'a JObjectArray<'l>,
+    /// Per state id: whether it has a filter.
+    active: Vec<bool>,
+}
+
+impl SnapshotFilter for JavaSnapshotFilter<'_, '_> {
+    fn filters(&self, state: u32) -> bool {
+        self.active.get(state as usize).copied().unwrap_or(false)
+    }
+
+    fn filter(&mut self, state: u32, value: &[u8]) -> crate::error::Result<Option<Vec<u8>>> {
+        let env = &mut **self.env.borrow_mut();
+        // A local frame per value: no local references pile up over millions of values.
+        env.with_local_frame(4, |env| -> ::jni::errors::Result<Option<Vec<u8>>> {
+            let filter = self.filters.get_element(env, state as usize)?;
+            let input = env.byte_array_from_slice(value)?;
+            let output = env
+                .call_method(
+                    &filter,
+                    jni_str!("filter"),
+                    jni_sig!("([B)[B"),
+                    &[JValue::Object(&input)],
+                )?
+                .l()?;
+            if output.is_null() {
+                return Ok(None);
+            }
+            let output = env.cast_local::<JByteArray>(output)?;
+            Ok(Some(env.convert_byte_array(&output)?))
+        })
+        .map_err(|e| Error::invalid(format!("a snapshot transformer failed: {e}")))
     }
 }
 
@@ -1197,9 +1237,10 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshot<'l>(
     })
 }
 
-/// `long[] snapshotWrite(long pending, OutputStream out, byte[] chunk, String name)`:
-/// the asynchronous phase, writing the single-stream snapshot into `out` through
-/// `chunk`. Returns `[bytes written, data size, kg, offset, kg, offset, …]` (key groups
+/// `long[] snapshotWrite(long pending, OutputStream out, byte[] chunk, String name,
+/// Object[] filters)`: the asynchronous phase, writing the single-stream snapshot into
+/// `out` through `chunk`, values of state `i` through `filters[i]` unless it is null
+/// (see [`JavaSnapshotFilter`]; `filters` itself may be null). Returns `[bytes written, data size, kg, offset, kg, offset, …]` (key groups
 /// with data, ascending). The pending snapshot is consumed.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotWrite<'l>(
@@ -1209,9 +1250,18 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotWrite<
     stream: JObject<'l>,
     chunk: JByteArray<'l>,
     name: JString<'l>,
+    filters: JObjectArray<'l>,
 ) -> JLongArray<'l> {
     run(&mut env, |env| {
         let name = name.try_to_string(env)?;
+        let mut active = Vec::new();
+        if !filters.is_null() {
+            for i in 0..filters.len(env)? {
+                let filter = filters.get_element(env, i)?;
+                active.push(!filter.is_null());
+                env.delete_local_ref(filter);
+            }
+        }
         let cell = PENDING.remove(pending as u64).ok_or(Failure::Closed(
             "the snapshot was already written or released",
         ))?;
@@ -1222,15 +1272,25 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotWrite<
         if capacity == 0 {
             return Err(Failure::Argument("the chunk is empty".into()));
         }
+        let env_cell = RefCell::new(env);
         let mut sink = JavaOutputStream {
-            env,
+            env: &env_cell,
             stream: &stream,
             chunk: &chunk,
             buf: Vec::with_capacity(capacity),
             capacity,
             failed: false,
         };
-        let written = snapshot.write_to(&mut sink, &name)?;
+        let mut filter = JavaSnapshotFilter {
+            env: &env_cell,
+            filters: &filters,
+            active,
+        };
+        let written = snapshot.write_filtered_to(&mut sink, &name, &mut filter);
+        drop((sink, filter));
+        let written = written?;
+        let mut env_ref = env_cell.borrow_mut();
+        let env = &mut **env_ref;
         let KeyedData::Full(full) = &written.manifest.keyed else {
             return Err(Failure::Core(Error::invalid(
                 "a stream snapshot always holds full data",

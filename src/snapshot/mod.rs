@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use writer::SizeLimit;
+pub use writer::{NoFilter, SnapshotFilter};
 
 /// What a restore starts from: the bytes of an inline snapshot (memory backend), the
 /// path of a manifest file (fs and rocksdb backends), or a single-stream snapshot
@@ -250,6 +251,17 @@ impl PendingSnapshot {
         sink: &mut dyn std::io::Write,
         sink_name: &str,
     ) -> Result<StreamedSnapshot> {
+        self.write_filtered_to(sink, sink_name, &mut NoFilter)
+    }
+
+    /// [`PendingSnapshot::write_to`], with values going through `filter` (e.g.
+    /// Flink's state TTL cleanup on full snapshots).
+    pub fn write_filtered_to(
+        self,
+        sink: &mut dyn std::io::Write,
+        sink_name: &str,
+        filter: &mut dyn SnapshotFilter,
+    ) -> Result<StreamedSnapshot> {
         let limit = match self.target {
             Target::Inline { max_state_size } => Some(SizeLimit {
                 checkpoint_id: self.checkpoint_id,
@@ -270,6 +282,7 @@ impl PendingSnapshot {
             sink,
             sink_name,
             DataLocation::Stream,
+            filter,
         )?;
         let data_size = full.size;
         let manifest = Manifest {
@@ -339,6 +352,7 @@ impl PendingSnapshot {
                     &mut data,
                     &name,
                     DataLocation::Inline,
+                    &mut NoFilter,
                 )?;
                 let manifest = manifest_for(KeyedData::Full(keyed));
                 let mut blob = manifest.encode()?;
@@ -377,6 +391,7 @@ impl PendingSnapshot {
                             &mut *data,
                             &location,
                             DataLocation::File(data_name),
+                            &mut NoFilter,
                         )?;
                         data.commit()?;
                         KeyedData::Full(full)

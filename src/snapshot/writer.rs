@@ -3,11 +3,65 @@
 
 use super::format::{self, BLOCK_HEADER_LEN, BLOCK_TARGET_LEN, MAX_BLOCK_LEN};
 use super::manifest::{DataLocation, FullData};
+use crate::codec::{put_list_element, ListElements};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateInfo;
-use crate::store::StoreView;
+use crate::store::{EntryData, EntryRef, StoreView};
 use std::io::Write;
+
+/// Drops or rewrites values while a full snapshot is written: Flink's snapshot
+/// transformers (state TTL's `cleanupFullSnapshot` drops expired values). Applied to
+/// value-state values, to each list element and to each map value; a list whose
+/// elements are all dropped is left out, as Flink's backends do. The live state is
+/// not changed.
+pub trait SnapshotFilter {
+    /// Whether values of `state` go through [`SnapshotFilter::filter`]; the others
+    /// are written as they are, without a call.
+    fn filters(&self, state: u32) -> bool;
+    /// The value to write instead of `value`, or `None` to leave it out.
+    fn filter(&mut self, state: u32, value: &[u8]) -> Result<Option<Vec<u8>>>;
+}
+
+/// No filtering: every value is written as it is.
+pub struct NoFilter;
+
+impl SnapshotFilter for NoFilter {
+    fn filters(&self, _state: u32) -> bool {
+        false
+    }
+
+    fn filter(&mut self, _state: u32, value: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(Some(value.to_vec()))
+    }
+}
+
+/// `entry` through `filter`: `None` if it is left out, else its new payload.
+fn filtered(
+    filter: &mut dyn SnapshotFilter,
+    entry: &EntryRef<'_>,
+    scratch: &mut Vec<u8>,
+) -> Result<Option<FilteredData>> {
+    let state = entry.state;
+    Ok(match entry.data {
+        EntryData::Value(value) => filter.filter(state, value)?.map(FilteredData::Value),
+        EntryData::MapEntry { value, .. } => filter.filter(state, value)?.map(FilteredData::Value),
+        EntryData::List(encoded) => {
+            scratch.clear();
+            for element in ListElements::new(encoded) {
+                if let Some(kept) = filter.filter(state, element)? {
+                    put_list_element(scratch, &kept);
+                }
+            }
+            (!scratch.is_empty()).then(|| FilteredData::List(std::mem::take(scratch)))
+        }
+    })
+}
+
+enum FilteredData {
+    Value(Vec<u8>),
+    List(Vec<u8>),
+}
 
 /// A per-state size limit (memory backend), checked while writing.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +129,7 @@ impl<'w> DataWriter<'w> {
         Ok(())
     }
 
-    fn write(&mut self, kg: u32, entry: &crate::store::EntryRef<'_>) -> Result<u64> {
+    fn write(&mut self, kg: u32, entry: &EntryRef<'_>) -> Result<u64> {
         if self.block_kg != Some(kg) {
             self.flush_block()?;
             self.block_kg = Some(kg);
@@ -115,7 +169,9 @@ impl<'w> DataWriter<'w> {
     }
 }
 
-/// Writes every entry of `view` in `range`, key group by key group, to `sink`.
+/// Writes every entry of `view` in `range`, key group by key group, to `sink`,
+/// through `filter`.
+#[allow(clippy::too_many_arguments)]
 pub fn write_data(
     view: &dyn StoreView,
     range: KeyGroupRange,
@@ -124,11 +180,40 @@ pub fn write_data(
     sink: &mut dyn Write,
     sink_name: &str,
     location: DataLocation,
+    filter: &mut dyn SnapshotFilter,
 ) -> Result<FullData> {
     let mut w = DataWriter::new(sink, sink_name, states.len())?;
+    let mut scratch = Vec::new();
     for kg in range.iter() {
         view.for_each_in_key_group(kg, None, &mut |entry| {
-            let state_size = w.write(kg, &entry)?;
+            let state_size = if filter.filters(entry.state) {
+                match filtered(filter, &entry, &mut scratch)? {
+                    None => return Ok(()),
+                    Some(FilteredData::Value(value)) => {
+                        let data = match entry.data {
+                            EntryData::MapEntry { user_key, .. } => EntryData::MapEntry {
+                                user_key,
+                                value: &value,
+                            },
+                            _ => EntryData::Value(&value),
+                        };
+                        w.write(kg, &EntryRef { data, ..entry })?
+                    }
+                    Some(FilteredData::List(list)) => {
+                        let size = w.write(
+                            kg,
+                            &EntryRef {
+                                data: EntryData::List(&list),
+                                ..entry
+                            },
+                        )?;
+                        scratch = list;
+                        size
+                    }
+                }
+            } else {
+                w.write(kg, &entry)?
+            };
             match limit {
                 Some(l) if state_size > l.max_state_size => Err(Error::StateTooLarge {
                     checkpoint_id: l.checkpoint_id,

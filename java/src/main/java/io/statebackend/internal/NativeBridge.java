@@ -183,8 +183,16 @@ final class NativeBridge {
 
     static native long snapshot(long handle, long checkpointId);
 
-    /** {@code [bytes written, data size, keyGroup, offset, keyGroup, offset, ...]}. */
-    static native long[] snapshotWrite(long pending, OutputStream out, byte[] chunk, String name);
+    /**
+     * {@code [bytes written, data size, keyGroup, offset, keyGroup, offset, ...]}; values of state
+     * {@code i} go through {@code filters[i]} unless it is null ({@code filters} may be null).
+     */
+    static native long[] snapshotWrite(
+            long pending,
+            OutputStream out,
+            byte[] chunk,
+            String name,
+            NativeSnapshotStrategy.ValueFilter[] filters);
 
     static native void snapshotRelease(long pending);
 }

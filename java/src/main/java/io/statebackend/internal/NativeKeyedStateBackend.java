@@ -5,11 +5,13 @@ import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
+import java.util.Optional;
 import java.util.Spliterator;
 import java.util.Spliterators;
 import java.util.concurrent.RunnableFuture;
@@ -43,6 +45,7 @@ import org.apache.flink.runtime.state.SavepointResources;
 import org.apache.flink.runtime.state.SnapshotExecutionType;
 import org.apache.flink.runtime.state.SnapshotResult;
 import org.apache.flink.runtime.state.SnapshotStrategyRunner;
+import org.apache.flink.runtime.state.StateSnapshotTransformer;
 import org.apache.flink.runtime.state.StateSnapshotTransformer.StateSnapshotTransformFactory;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueElement;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
@@ -68,6 +71,13 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     private final String description;
     private final HeapPriorityQueueSetFactory priorityQueueFactory;
     private final NativeSnapshotStrategy snapshotStrategy;
+
+    /**
+     * Flink's snapshot transformers by native state id (state TTL's {@code cleanupFullSnapshot}
+     * drops expired values from full snapshots). Task thread only.
+     */
+    private final Map<Integer, SnapshotTransform> snapshotTransforms = new HashMap<>();
+
     private final Map<String, AbstractNativeState<K, ?, ?>> states = new HashMap<>();
     private final Map<String, HeapPriorityQueueSnapshotRestoreWrapper<?>> queues = new HashMap<>();
     private final HeapPriorityQueuesManager queuesManager;
@@ -98,7 +108,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         this.access = new NativeAccess(handle);
         this.description = description;
         this.priorityQueueFactory = priorityQueueFactory;
-        this.snapshotStrategy = new NativeSnapshotStrategy(handle, keyGroupRange);
+        this.snapshotStrategy =
+                new NativeSnapshotStrategy(handle, keyGroupRange, this::snapshotFilters);
         this.queuesManager =
                 new HeapPriorityQueuesManager(
                         queues, priorityQueueFactory, keyGroupRange, numberOfKeyGroups);
@@ -209,6 +220,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         byte[] metadata =
                 StateMetadata.encode(type, keySerializer, namespaceSerializer, valueSerializer);
         int id = NativeBridge.registerState(handle.id(), name, kind, metadata);
+        snapshotTransforms.put(id, new SnapshotTransform(kind, snapshotTransformFactory));
         if (existing != null) {
             existing.update(namespaceSerializer, valueSerializer);
             return (IS) existing;
@@ -269,6 +281,43 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         }
         states.put(name, state);
         return (IS) state;
+    }
+
+    /** A registered state's kind and snapshot transformer factory. */
+    private static final class SnapshotTransform {
+        final int kind;
+        final StateSnapshotTransformFactory<?> factory;
+
+        SnapshotTransform(int kind, StateSnapshotTransformFactory<?> factory) {
+            this.kind = kind;
+            this.factory = factory;
+        }
+    }
+
+    /**
+     * The value filters of a snapshot taken now, by native state id (null: none), or null if no
+     * state has one. Created in the synchronous phase: a TTL transformer takes the current time
+     * when it is created, so values expired at the checkpoint are left out.
+     */
+    private NativeSnapshotStrategy.ValueFilter[] snapshotFilters() {
+        NativeSnapshotStrategy.ValueFilter[] filters = null;
+        for (Map.Entry<Integer, SnapshotTransform> e : snapshotTransforms.entrySet()) {
+            SnapshotTransform t = e.getValue();
+            if (t.factory == null) {
+                continue;
+            }
+            Optional<? extends StateSnapshotTransformer<byte[]>> transformer =
+                    t.factory.createForSerializedState();
+            if (transformer.isEmpty()) {
+                continue;
+            }
+            if (filters == null) {
+                int size = Collections.max(snapshotTransforms.keySet()) + 1;
+                filters = new NativeSnapshotStrategy.ValueFilter[size];
+            }
+            filters[e.getKey()] = NativeSnapshotStrategy.ValueFilter.of(t.kind, transformer.get());
+        }
+        return filters;
     }
 
     // ---- keys ----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 package io.statebackend.internal;
 
 import java.io.IOException;
+import java.util.Arrays;
+import java.util.function.Supplier;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.runtime.checkpoint.CheckpointOptions;
 import org.apache.flink.runtime.state.CheckpointStateOutputStream;
@@ -13,6 +15,7 @@ import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.SnapshotResources;
 import org.apache.flink.runtime.state.SnapshotResult;
 import org.apache.flink.runtime.state.SnapshotStrategy;
+import org.apache.flink.runtime.state.StateSnapshotTransformer;
 import org.apache.flink.runtime.state.StreamStateHandle;
 
 /**
@@ -26,18 +29,58 @@ final class NativeSnapshotStrategy
 
     private final NativeHandle backend;
     private final KeyGroupRange keyGroupRange;
+    private final Supplier<ValueFilter[]> filters;
 
-    NativeSnapshotStrategy(NativeHandle backend, KeyGroupRange keyGroupRange) {
+    /**
+     * @param filters the value filters of a snapshot taken now, by native state id (see {@link
+     *     ValueFilter}); called in the synchronous phase
+     */
+    NativeSnapshotStrategy(
+            NativeHandle backend, KeyGroupRange keyGroupRange, Supplier<ValueFilter[]> filters) {
         this.backend = backend;
         this.keyGroupRange = keyGroupRange;
+        this.filters = filters;
+    }
+
+    /**
+     * Flink's snapshot transformer on one state's stored values, called by the native writer
+     * (src/ffi/jni.rs) for each value-state value, list element and map value: the bytes to write
+     * instead, or null to leave the value out (a list left with no elements is left out).
+     */
+    @FunctionalInterface
+    interface ValueFilter {
+        byte[] filter(byte[] value);
+
+        /** {@code transformer} over the stored values of a state of native kind {@code kind}. */
+        static ValueFilter of(int kind, StateSnapshotTransformer<byte[]> transformer) {
+            if (kind != NativeBridge.KIND_MAP) {
+                return transformer::filterOrTransform;
+            }
+            // Map values are stored as null flag ‖ serialized value (NativeMapState).
+            return stored -> {
+                if (stored.length == 0 || stored[0] != 0) {
+                    return stored;
+                }
+                byte[] out =
+                        transformer.filterOrTransform(Arrays.copyOfRange(stored, 1, stored.length));
+                if (out == null) {
+                    return null;
+                }
+                byte[] result = new byte[out.length + 1];
+                System.arraycopy(out, 0, result, 1, out.length);
+                return result;
+            };
+        }
     }
 
     /** A native pending snapshot, released if the asynchronous phase never consumes it. */
     static final class PendingSnapshot implements SnapshotResources {
         private long id;
+        final ValueFilter[] filters;
 
-        PendingSnapshot(long id) {
+        PendingSnapshot(long id, ValueFilter[] filters) {
             this.id = id;
+            this.filters = filters;
         }
 
         synchronized long take() {
@@ -57,7 +100,8 @@ final class NativeSnapshotStrategy
 
     @Override
     public PendingSnapshot syncPrepareResources(long checkpointId) {
-        return new PendingSnapshot(NativeBridge.snapshot(backend.id(), checkpointId));
+        ValueFilter[] now = filters.get();
+        return new PendingSnapshot(NativeBridge.snapshot(backend.id(), checkpointId), now);
     }
 
     @Override
@@ -88,7 +132,8 @@ final class NativeSnapshotStrategy
                             pending.take(),
                             out,
                             new byte[CHUNK],
-                            "checkpoint " + checkpointId + " of key groups " + keyGroupRange);
+                            "checkpoint " + checkpointId + " of key groups " + keyGroupRange,
+                            pending.filters);
         } catch (RuntimeException | IOException e) {
             if (registry.unregisterCloseable(out)) {
                 out.close();
