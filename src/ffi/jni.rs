@@ -1240,8 +1240,9 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshot<'l>(
 /// `long[] snapshotWrite(long pending, OutputStream out, byte[] chunk, String name,
 /// Object[] filters)`: the asynchronous phase, writing the single-stream snapshot into
 /// `out` through `chunk`, values of state `i` through `filters[i]` unless it is null
-/// (see `JavaSnapshotFilter`; `filters` itself may be null). Returns `[bytes written, data size, kg, offset, kg, offset, …]` (key groups
-/// with data, ascending). The pending snapshot is consumed.
+/// (see `JavaSnapshotFilter`; `filters` itself may be null). Returns `[bytes written,
+/// data size, kg, offset, kg, offset, …]` (key groups with data, ascending). The
+/// pending snapshot is consumed.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotWrite<'l>(
     mut env: EnvUnowned<'l>,
