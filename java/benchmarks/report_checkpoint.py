@@ -2,12 +2,16 @@
 """Turns the results of CheckpointBenchmark and FootprintBenchmark (one JSON object per line)
 into docs/benchmarks.md's checkpoint and memory tables.
 
-Usage: report_checkpoint.py CHECKPOINT.jsonl FOOTPRINT.jsonl DOC.md CONTEXT.txt
+Usage: report_checkpoint.py RESULTS_DIR DOC.md
+
+RESULTS_DIR holds checkpoint.jsonl and footprint.jsonl, each with the context of the run
+that wrote it (context-checkpoint.txt, context-footprint.txt).
 
 The tables replace what stands between <!-- bench-checkpoint:begin --> and
 <!-- bench-checkpoint:end --> in DOC.md.
 """
 import json
+import os
 import sys
 
 BACKENDS = ["HEAP", "ROCKSDB", "NATIVE_MEMORY", "NATIVE_FS", "NATIVE_ROCKSDB"]
@@ -19,6 +23,8 @@ MIB = 1024 * 1024
 
 def load(path):
     rows = []
+    if not os.path.exists(path):
+        return rows
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -79,17 +85,25 @@ def footprint_table(rows):
     return "\n".join(lines)
 
 
+def context(directory, part):
+    path = os.path.join(directory, f"context-{part}.txt")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read().strip()
+
+
 def main():
-    checkpoints, footprints, doc, context = sys.argv[1:5]
-    with open(context) as f:
-        ctx = f.read().strip()
-    parts = [BEGIN, ctx, ""]
-    rows = load(checkpoints)
+    directory, doc = sys.argv[1:3]
+    parts = [BEGIN]
+    rows = load(os.path.join(directory, "checkpoint.jsonl"))
     if rows:
-        parts += ["Checkpoints (`CheckpointBenchmark`):", "", checkpoint_table(rows), ""]
-    rows = load(footprints)
+        parts += ["Checkpoints (`CheckpointBenchmark`):", "", context(directory, "checkpoint"), "",
+                  checkpoint_table(rows), ""]
+    rows = load(os.path.join(directory, "footprint.jsonl"))
     if rows:
-        parts += ["Memory (`FootprintBenchmark`):", "", footprint_table(rows), ""]
+        parts += ["Memory (`FootprintBenchmark`):", "", context(directory, "footprint"), "",
+                  footprint_table(rows), ""]
     parts.append(END)
     block = "\n".join(parts)
     with open(doc) as f:
