@@ -1,58 +1,44 @@
 //! The in-memory store of the Memory and Fs backends.
 //!
-//! Each state keeps one copy-on-write hash table ([`CowTable`]) per key group,
-//! keyed by the composite key `varint(len(key)) ‖ key ‖ namespace`. Cloning a table
-//! clones its segment pointers, so the synchronous snapshot phase costs
-//! `states × key groups × segments` pointer copies, independent of the size of the
-//! keys and values, and the asynchronous phase reads the clones on another thread
-//! while the task keeps writing; a write copies only the segment it touches.
-//! Flink's CopyOnWriteStateMap instead copies its bucket array, which grows with
-//! the number of entries.
+//! Each state keeps one copy-on-write hash table ([`ByteTable`], [`MapTable`]) per
+//! key group, keyed by (key, namespace). Cloning a table clones its segment
+//! pointers, so the synchronous snapshot phase costs `states × key groups ×
+//! segments` pointer copies, independent of the size of the keys and values, and
+//! the asynchronous phase reads the clones on another thread while the task keeps
+//! writing; a write copies only the segment it touches. Flink's
+//! CopyOnWriteStateMap instead copies its bucket array, which grows with the
+//! number of entries.
 
-use super::table::{CowTable, SmallBytes};
+use super::table::{ByteTable, MapTable};
 use super::{EntryData, EntryRef, EntryVisitor, KeyedStore, MapVisitor, StoreView};
-use crate::codec::{composite_key, split_composite_key};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
 use crate::state::{StateId, StateKind};
-use std::cell::RefCell;
-use std::sync::Arc;
 
-type Hasher = foldhash::fast::RandomState;
-/// A list in its encoded form, shared until written (copy on write per entry).
-type ListBytes = Arc<Vec<u8>>;
-type MapTable = CowTable<SmallBytes>;
-
-/// One state's tables, one per owned key group.
+/// One state's tables, one per owned key group. Lists are byte tables of encoded
+/// lists; maps nest a byte table (user key → value) per (key, namespace).
 #[derive(Clone)]
 enum HeapState {
-    Value(Vec<CowTable<SmallBytes>>),
-    List(Vec<CowTable<ListBytes>>),
-    Map(Vec<CowTable<MapTable>>),
+    Value(Vec<ByteTable>),
+    List(Vec<ByteTable>),
+    Map(Vec<MapTable>),
 }
 
-fn new_tables<V: Clone>(n: u32, hasher: &Hasher) -> Vec<CowTable<V>> {
-    (0..n)
-        .map(|_| CowTable::with_hasher(hasher.clone()))
-        .collect()
+fn new_tables<T: Default>(n: u32) -> Vec<T> {
+    (0..n).map(|_| T::default()).collect()
 }
 
 /// The in-memory keyed store.
 pub struct HeapStore {
     range: KeyGroupRange,
-    hasher: Hasher,
     states: Vec<HeapState>,
-    /// Reused buffer for composite keys, so lookups do not allocate.
-    scratch: RefCell<Vec<u8>>,
 }
 
 impl HeapStore {
     pub fn new(range: KeyGroupRange) -> Self {
         HeapStore {
             range,
-            hasher: Hasher::default(),
             states: Vec::new(),
-            scratch: RefCell::new(Vec::with_capacity(64)),
         }
     }
 
@@ -93,9 +79,9 @@ impl KeyedStore for HeapStore {
         }
         let n = self.range.len();
         self.states.push(match kind {
-            StateKind::Value => HeapState::Value(new_tables(n, &self.hasher)),
-            StateKind::List => HeapState::List(new_tables(n, &self.hasher)),
-            StateKind::Map => HeapState::Map(new_tables(n, &self.hasher)),
+            StateKind::Value => HeapState::Value(new_tables(n)),
+            StateKind::List => HeapState::List(new_tables(n)),
+            StateKind::Map => HeapState::Map(new_tables(n)),
         });
         Ok(())
     }
@@ -110,11 +96,9 @@ impl KeyedStore for HeapStore {
         out: &mut Vec<u8>,
     ) -> Result<bool> {
         let table = &tables!(self.states, s, Value)[self.idx(kg)];
-        let mut ck = self.scratch.borrow_mut();
-        composite_key(&mut ck, key, ns);
-        Ok(match table.get(&ck) {
+        Ok(match table.get(key, ns) {
             Some(v) => {
-                out.extend_from_slice(v.as_slice());
+                out.extend_from_slice(v);
                 true
             }
             None => false,
@@ -131,15 +115,7 @@ impl KeyedStore for HeapStore {
         value: &[u8],
     ) -> Result<()> {
         let i = self.idx(kg);
-        let ck = self.scratch.get_mut();
-        composite_key(ck, key, ns);
-        let table = &mut tables!(mut self.states, s, Value)[i];
-        match table.get_mut(ck) {
-            Some(v) => v.set(value),
-            None => {
-                table.insert(ck, SmallBytes::new(value));
-            }
-        }
+        tables!(mut self.states, s, Value)[i].set(key, ns, value);
         Ok(())
     }
 
@@ -152,9 +128,7 @@ impl KeyedStore for HeapStore {
         out: &mut Vec<u8>,
     ) -> Result<bool> {
         let table = &tables!(self.states, s, List)[self.idx(kg)];
-        let mut ck = self.scratch.borrow_mut();
-        composite_key(&mut ck, key, ns);
-        Ok(match table.get(&ck) {
+        Ok(match table.get(key, ns) {
             Some(v) => {
                 out.extend_from_slice(v);
                 true
@@ -172,15 +146,7 @@ impl KeyedStore for HeapStore {
         encoded: &[u8],
     ) -> Result<()> {
         let i = self.idx(kg);
-        let ck = self.scratch.get_mut();
-        composite_key(ck, key, ns);
-        let table = &mut tables!(mut self.states, s, List)[i];
-        match table.get_mut(ck) {
-            Some(list) => Arc::make_mut(list).extend_from_slice(encoded),
-            None => {
-                table.insert(ck, Arc::new(encoded.to_vec()));
-            }
-        }
+        tables!(mut self.states, s, List)[i].append(key, ns, encoded);
         Ok(())
     }
 
@@ -193,9 +159,7 @@ impl KeyedStore for HeapStore {
         encoded: &[u8],
     ) -> Result<()> {
         let i = self.idx(kg);
-        let ck = self.scratch.get_mut();
-        composite_key(ck, key, ns);
-        tables!(mut self.states, s, List)[i].insert(ck, Arc::new(encoded.to_vec()));
+        tables!(mut self.states, s, List)[i].set(key, ns, encoded);
         Ok(())
     }
 
@@ -209,15 +173,15 @@ impl KeyedStore for HeapStore {
         out: &mut Vec<u8>,
     ) -> Result<bool> {
         let table = &tables!(self.states, s, Map)[self.idx(kg)];
-        let mut ck = self.scratch.borrow_mut();
-        composite_key(&mut ck, key, ns);
-        Ok(match table.get(&ck).and_then(|m| m.get(user_key)) {
-            Some(v) => {
-                out.extend_from_slice(v.as_slice());
-                true
-            }
-            None => false,
-        })
+        Ok(
+            match table.get(key, ns).and_then(|m| m.get(user_key, &[])) {
+                Some(v) => {
+                    out.extend_from_slice(v);
+                    true
+                }
+                None => false,
+            },
+        )
     }
 
     fn map_put(
@@ -230,19 +194,9 @@ impl KeyedStore for HeapStore {
         value: &[u8],
     ) -> Result<()> {
         let i = self.idx(kg);
-        let ck = self.scratch.get_mut();
-        composite_key(ck, key, ns);
-        let table = &mut tables!(mut self.states, s, Map)[i];
-        match table.get_mut(ck) {
-            Some(map) => {
-                map.insert(user_key, SmallBytes::new(value));
-            }
-            None => {
-                let mut map = CowTable::with_hasher(self.hasher.clone());
-                map.insert(user_key, SmallBytes::new(value));
-                table.insert(ck, map);
-            }
-        }
+        tables!(mut self.states, s, Map)[i]
+            .get_or_insert(key, ns)
+            .set(user_key, &[], value);
         Ok(())
     }
 
@@ -255,15 +209,16 @@ impl KeyedStore for HeapStore {
         user_key: &[u8],
     ) -> Result<()> {
         let i = self.idx(kg);
-        let ck = self.scratch.get_mut();
-        composite_key(ck, key, ns);
         let table = &mut tables!(mut self.states, s, Map)[i];
         // Look before writing: get_mut would copy a shared segment for nothing.
-        if table.get(ck).is_some_and(|m| m.contains_key(user_key)) {
-            let map = table.get_mut(ck).expect("present");
-            map.remove(user_key);
+        if table
+            .get(key, ns)
+            .is_some_and(|m| m.contains(user_key, &[]))
+        {
+            let map = table.get_mut(key, ns).expect("present");
+            map.remove(user_key, &[]);
             if map.is_empty() {
-                table.remove(ck);
+                table.remove(key, ns);
             }
         }
         Ok(())
@@ -278,16 +233,14 @@ impl KeyedStore for HeapStore {
         user_key: &[u8],
     ) -> Result<bool> {
         let table = &tables!(self.states, s, Map)[self.idx(kg)];
-        let mut ck = self.scratch.borrow_mut();
-        composite_key(&mut ck, key, ns);
-        Ok(table.get(&ck).is_some_and(|m| m.contains_key(user_key)))
+        Ok(table
+            .get(key, ns)
+            .is_some_and(|m| m.contains(user_key, &[])))
     }
 
     fn map_is_empty(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<bool> {
         let table = &tables!(self.states, s, Map)[self.idx(kg)];
-        let mut ck = self.scratch.borrow_mut();
-        composite_key(&mut ck, key, ns);
-        Ok(table.get(&ck).is_none_or(|m| m.is_empty()))
+        Ok(table.get(key, ns).is_none_or(|m| m.is_empty()))
     }
 
     fn map_for_each(
@@ -299,29 +252,19 @@ impl KeyedStore for HeapStore {
         f: &mut MapVisitor<'_>,
     ) -> Result<()> {
         let table = &tables!(self.states, s, Map)[self.idx(kg)];
-        let map = {
-            let mut ck = self.scratch.borrow_mut();
-            composite_key(&mut ck, key, ns);
-            table.get(&ck)
-        };
-        if let Some(map) = map {
-            for (k, v) in map.iter() {
-                f(k, v.as_slice())?;
-            }
+        match table.get(key, ns) {
+            Some(map) => map.try_for_each(|k, _, v| f(k, v)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
         let i = self.idx(kg);
-        let ck = self.scratch.get_mut();
-        composite_key(ck, key, ns);
-        // CowTable::remove copies nothing on a miss.
+        // Table::remove copies nothing on a miss.
         match &mut self.states[s as usize] {
-            HeapState::Value(t) => drop(t[i].remove(ck)),
-            HeapState::List(t) => drop(t[i].remove(ck)),
-            HeapState::Map(t) => drop(t[i].remove(ck)),
-        }
+            HeapState::Value(t) | HeapState::List(t) => t[i].remove(key, ns),
+            HeapState::Map(t) => t[i].remove(key, ns),
+        };
         Ok(())
     }
 
@@ -330,8 +273,9 @@ impl KeyedStore for HeapStore {
             .states
             .iter()
             .map(|st| match st {
-                HeapState::Value(t) => t.iter().map(|m| m.len() as u64).sum::<u64>(),
-                HeapState::List(t) => t.iter().map(|m| m.len() as u64).sum(),
+                HeapState::Value(t) | HeapState::List(t) => {
+                    t.iter().map(|m| m.len() as u64).sum::<u64>()
+                }
                 HeapState::Map(t) => t.iter().map(|m| m.len() as u64).sum(),
             })
             .sum())
@@ -368,50 +312,34 @@ impl StoreView for HeapView {
                 continue;
             }
             match st {
-                HeapState::Value(t) => {
-                    for (ck, v) in t[i].iter() {
-                        let (key, namespace) = split(ck);
+                HeapState::Value(t) => t[i].try_for_each(|key, namespace, v| {
+                    f(EntryRef {
+                        state,
+                        key,
+                        namespace,
+                        data: EntryData::Value(v),
+                    })
+                })?,
+                HeapState::List(t) => t[i].try_for_each(|key, namespace, l| {
+                    f(EntryRef {
+                        state,
+                        key,
+                        namespace,
+                        data: EntryData::List(l),
+                    })
+                })?,
+                HeapState::Map(t) => t[i].try_for_each(|key, namespace, m| {
+                    m.try_for_each(|user_key, _, value| {
                         f(EntryRef {
                             state,
                             key,
                             namespace,
-                            data: EntryData::Value(v.as_slice()),
-                        })?;
-                    }
-                }
-                HeapState::List(t) => {
-                    for (ck, l) in t[i].iter() {
-                        let (key, namespace) = split(ck);
-                        f(EntryRef {
-                            state,
-                            key,
-                            namespace,
-                            data: EntryData::List(l),
-                        })?;
-                    }
-                }
-                HeapState::Map(t) => {
-                    for (ck, m) in t[i].iter() {
-                        let (key, namespace) = split(ck);
-                        for (user_key, value) in m.iter() {
-                            f(EntryRef {
-                                state,
-                                key,
-                                namespace,
-                                data: EntryData::MapEntry {
-                                    user_key,
-                                    value: value.as_slice(),
-                                },
-                            })?;
-                        }
-                    }
-                }
+                            data: EntryData::MapEntry { user_key, value },
+                        })
+                    })
+                })?,
             }
         }
         Ok(())
     }
-}
-
-fn split(ck: &[u8]) -> (&[u8], &[u8]) {
-    split_composite_key(ck).expect("composite keys are built by this store")
 }

@@ -7,6 +7,7 @@
 //! iteration, snapshots) are written once, in terms of these primitives.
 
 pub mod heap;
+mod record;
 pub mod rocks;
 pub mod rocks_options;
 pub mod table;

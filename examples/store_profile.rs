@@ -1,0 +1,111 @@
+//! Profiling driver (not a benchmark): preloads state like benches/state_access.rs,
+//! then runs one operation N times inside `run_ops`, for callgrind:
+//!
+//!     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*run_ops*' \
+//!         target/release/examples/store_profile memory value_get 100000
+
+use statebackend::keygroup::key_group_for_hash;
+use statebackend::{BackendKind, Config, StateBackend, StateKind};
+use std::hint::black_box;
+
+const MAX_PARALLELISM: u32 = 2;
+
+fn kg(key: u64) -> u32 {
+    key_group_for_hash((key ^ (key >> 32)) as i32, MAX_PARALLELISM).unwrap()
+}
+
+#[inline(never)]
+fn run_ops(b: &mut StateBackend, op: &str, order: &[u64], ids: (u32, u32, u32)) -> u64 {
+    let (value, list, map) = ids;
+    let mut out = Vec::with_capacity(64);
+    let mut n = 0u64;
+    for &k in order {
+        let key = k.to_be_bytes();
+        let g = kg(k);
+        match op {
+            "value_get" => n += b.value_get(value, g, &key, b"", &mut out).unwrap() as u64,
+            "value_update" => b.value_put(value, g, &key, b"", &k.to_le_bytes()).unwrap(),
+            "list_add" => b.list_add(list, g, &key, b"", &k.to_le_bytes()).unwrap(),
+            "list_get" => n += b.list_get_encoded(list, g, &key, b"", &mut out).unwrap() as u64,
+            "map_get" => {
+                let u = k % 10;
+                n += b
+                    .map_get(map, g, &key, b"", &u.to_be_bytes(), &mut out)
+                    .unwrap() as u64
+            }
+            "map_put" => {
+                let u = k % 10;
+                b.map_put(map, g, &key, b"", &u.to_be_bytes(), &k.to_le_bytes())
+                    .unwrap()
+            }
+            "map_iterate" => b
+                .map_for_each(map, g, &key, b"", &mut |uk, v| {
+                    n += (uk.len() + v.len()) as u64;
+                    Ok(())
+                })
+                .unwrap(),
+            _ => panic!("unknown op {op}"),
+        }
+    }
+    n
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = match args[1].as_str() {
+        "memory" => BackendKind::Memory,
+        "rocksdb" => BackendKind::RocksDb,
+        k => panic!("unknown backend {k}"),
+    };
+    let op = args[2].as_str();
+    let n: usize = args[3].parse().unwrap();
+    let keys: u64 = args.get(4).map_or(500_000, |k| k.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let config = match kind {
+        BackendKind::RocksDb => Config::rocksdb(&url).unwrap(),
+        _ => Config::memory(),
+    };
+    let mut b = StateBackend::open(
+        config
+            .with_local_dir(dir.path().join("local"))
+            .with_max_parallelism(MAX_PARALLELISM)
+            .unwrap(),
+    )
+    .unwrap();
+    let value = b.register_state("value", StateKind::Value, b"").unwrap();
+    let list = b.register_state("list", StateKind::List, b"").unwrap();
+    let map = b.register_state("map", StateKind::Map, b"").unwrap();
+    for k in 0..keys {
+        let key = k.to_be_bytes();
+        b.value_put(value, kg(k), &key, b"", &k.to_le_bytes())
+            .unwrap();
+        b.list_add(list, kg(k), &key, b"", &k.to_le_bytes())
+            .unwrap();
+        for u in 0..10u64 {
+            b.map_put(map, kg(k), &key, b"", &u.to_be_bytes(), &k.to_le_bytes())
+                .unwrap();
+        }
+    }
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let order: Vec<u64> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % keys
+        })
+        .collect();
+    // "a,b": run a first (untimed), then time b.
+    let mut ops: Vec<&str> = op.split(',').collect();
+    let op = ops.pop().unwrap();
+    for first in ops {
+        black_box(run_ops(&mut b, first, &order, (value, list, map)));
+    }
+    let t = std::time::Instant::now();
+    black_box(run_ops(&mut b, op, &order, (value, list, map)));
+    eprintln!(
+        "{op}: {:.1} ns/op",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+}
