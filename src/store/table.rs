@@ -174,13 +174,18 @@ unsafe fn heap_record<'a>(slot: *const u8) -> RecordRef<'a> {
     unsafe { RecordRef::from_raw(heap_ptr(slot)) }
 }
 
-/// Stores a new heap record into `slot` (taking its reference).
+/// Stores a new heap record into `slot`, which has `room` bytes before its tail
+/// (taking the record's reference).
 ///
 /// # Safety
-/// `slot` must have `HEAP_SLOT` writable bytes.
+/// `slot` must have `room` writable bytes, not a live record's.
 #[inline]
-unsafe fn put_heap(slot: *mut u8, record: HeapRecord) {
-    // SAFETY: the caller provides the bytes; the pointer is stored unaligned.
+unsafe fn put_heap(slot: *mut u8, room: usize, record: HeapRecord) {
+    // Slot widths guarantee the room (see Kind::width); a violation would write into
+    // the next slot or past the segment.
+    assert!(room >= HEAP_SLOT, "a heap slot in a {room}-byte slot");
+    // SAFETY: the caller provides `room` >= HEAP_SLOT bytes; the pointer is stored
+    // unaligned.
     unsafe {
         *slot = HEAP;
         ptr::write_unaligned(slot.add(1).cast(), record.into_raw());
@@ -303,7 +308,9 @@ unsafe fn head_len(slot: *const u8) -> usize {
 pub unsafe trait Kind: 'static {
     /// Bytes at the end of each slot holding the value object (0: none).
     const TAIL: usize;
-    /// The slot width for a record whose key part takes `head` bytes.
+    /// The slot width for a record whose key part takes `head` bytes: at least
+    /// `head + TAIL`, and at least `HEAP_SLOT + TAIL` where a live record can move to
+    /// the heap in place (byte values that grow).
     fn width(head: usize) -> usize;
     /// After a byte copy of a live slot: takes the copy's own references.
     ///
@@ -324,9 +331,12 @@ pub struct Bytes;
 unsafe impl Kind for Bytes {
     const TAIL: usize = 0;
 
+    /// Never below a heap slot: a record moves to the heap in its own slot when its
+    /// value outgrows the width (a list's appends, a longer value), and that must not
+    /// write into the next slot.
     #[inline]
     fn width(head: usize) -> usize {
-        head
+        head.max(HEAP_SLOT)
     }
 
     #[inline]
@@ -610,7 +620,11 @@ impl<K: Kind> Segment<K> {
             match place {
                 Placement::Inline(_) => write_inline(slot, key, ns, value),
                 Placement::Heap => {
-                    put_heap(slot, HeapRecord::new(key, ns, value, 0));
+                    put_heap(
+                        slot,
+                        self.width() - K::TAIL,
+                        HeapRecord::new(key, ns, value, 0),
+                    );
                     self.header_mut().heap += 1;
                 }
             }
@@ -1126,7 +1140,7 @@ impl Table<Bytes> {
             let (k, n) = slot_key(slot);
             let mut record = HeapRecord::new(k, n, slot_value(slot), new_len);
             record.append(bytes);
-            put_heap(slot, record);
+            put_heap(slot, seg.width(), record);
             seg.header_mut().heap += 1;
         }
     }
@@ -1157,7 +1171,7 @@ impl Table<Bytes> {
                     *slot.add(2) = value.len() as u8;
                 }
                 Placement::Heap => {
-                    put_heap(slot, HeapRecord::new(key, ns, value, 0));
+                    put_heap(slot, seg.width(), HeapRecord::new(key, ns, value, 0));
                     seg.header_mut().heap += 1;
                 }
             }
@@ -1423,6 +1437,41 @@ mod tests {
                 prop_assert_eq!(&dump(t), m);
             }
         }
+    }
+
+    /// Records shorter than a heap slot (a marker and a pointer) that later move to
+    /// the heap, by a long value or by appends: a list's first element is short.
+    #[test]
+    fn short_records_move_to_the_heap_without_touching_their_neighbours() {
+        let keys: Vec<[u8; 2]> = (0u16..1500).map(u16::to_be_bytes).collect();
+        let mut t = ByteTable::new();
+        let mut model = Model::new();
+        for k in &keys {
+            // 3 length bytes and a 2-byte key: 5-byte slots.
+            t.set(k, b"", b"");
+            model.insert((k.to_vec(), vec![]), vec![]);
+        }
+        let snapshot = (t.clone(), model.clone());
+        for (i, k) in keys.iter().enumerate() {
+            let v = model.get_mut(&(k.to_vec(), vec![])).unwrap();
+            if i % 2 == 0 {
+                t.set(k, b"", &[7; 100]);
+                *v = vec![7; 100];
+            } else {
+                t.append(k, b"", &[1; 60]);
+                v.extend_from_slice(&[1; 60]);
+            }
+        }
+        check(&t, &model);
+        check(&snapshot.0, &snapshot.1);
+
+        // A list in a 7-byte slot (1-byte key, one 2-byte element) growing past it.
+        let mut lists = ByteTable::new();
+        lists.append(b"a", b"", &[2, 0, 1]);
+        lists.append(b"a", b"", &[2, 1, 2]);
+        lists.append(b"b", b"", &[2, 0, 9]);
+        assert_eq!(lists.get(b"a", b""), Some(&[2, 0, 1, 2, 1, 2][..]));
+        assert_eq!(lists.get(b"b", b""), Some(&[2, 0, 9][..]));
     }
 
     #[test]
