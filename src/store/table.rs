@@ -18,7 +18,7 @@
 //! segment it touches, so the snapshot keeps its view while the live table moves on.
 //! Heap records and nested tables are shared by reference between the copies.
 
-use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+use std::alloc::{alloc, alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::hash::{BuildHasher, Hasher};
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
@@ -312,6 +312,11 @@ pub unsafe trait Kind: 'static {
     /// `head + TAIL`, and at least `HEAP_SLOT + TAIL` where a live record can move to
     /// the heap in place (byte values that grow).
     fn width(head: usize) -> usize;
+    /// Writes a new slot's tail (an empty value object).
+    ///
+    /// # Safety
+    /// `slot` must be a slot of a segment `width` wide whose tail owns nothing.
+    unsafe fn init_tail(slot: *mut u8, width: usize);
     /// After a byte copy of a live slot: takes the copy's own references.
     ///
     /// # Safety
@@ -340,6 +345,9 @@ unsafe impl Kind for Bytes {
     }
 
     #[inline]
+    unsafe fn init_tail(_: *mut u8, _: usize) {}
+
+    #[inline]
     unsafe fn clone_tail(_: *mut u8, _: usize) {}
 
     #[inline]
@@ -358,6 +366,12 @@ unsafe impl Kind for Maps {
     #[inline]
     fn width(head: usize) -> usize {
         head.next_multiple_of(8) + Self::TAIL
+    }
+
+    #[inline]
+    unsafe fn init_tail(slot: *mut u8, width: usize) {
+        // SAFETY: the tail is 8-aligned room for a table and owns nothing.
+        unsafe { ptr::write(slot.add(width - Self::TAIL).cast(), ByteTable::new()) }
     }
 
     #[inline]
@@ -571,15 +585,29 @@ impl<K: Kind> Segment<K> {
     fn copy(&self) -> Self {
         let (cap, width) = (self.cap(), self.width());
         let (_, layout) = layout(cap, width);
-        // SAFETY: same layout as self; the byte copy is then fixed up: one reference
-        // count, and new references for heap records and tails.
+        let hd = self.header();
+        // SAFETY: same layout as self. The header is written anew rather than
+        // copied: another thread holding this segment may be changing its reference
+        // count. Control bytes and slots are copied (nobody writes a shared segment),
+        // then the copy takes its own references to heap records and tails.
         unsafe {
-            let p = alloc_zeroed(layout);
+            let p = alloc(layout);
             let Some(ptr) = NonNull::new(p.cast::<Header>()) else {
                 handle_alloc_error(layout)
             };
-            ptr::copy_nonoverlapping(self.ptr.as_ptr().cast::<u8>(), p, layout.size());
-            (*ptr.as_ptr()).refs = AtomicU32::new(1);
+            ptr.as_ptr().write(Header {
+                refs: AtomicU32::new(1),
+                len: hd.len,
+                deleted: hd.deleted,
+                cap: hd.cap,
+                width: hd.width,
+                heap: hd.heap,
+            });
+            ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().cast::<u8>().add(HEADER),
+                p.add(HEADER),
+                layout.size() - HEADER,
+            );
             let copy = Segment {
                 ptr,
                 _kind: PhantomData,
@@ -628,6 +656,8 @@ impl<K: Kind> Segment<K> {
                     self.header_mut().heap += 1;
                 }
             }
+            // Live from here on: its tail too (a free slot's tail owns nothing).
+            K::init_tail(slot, self.width());
             let was_deleted = *self.ctrl().add(i) == DELETED;
             self.set_ctrl(i, tag(h));
             let hd = self.header_mut();
@@ -683,7 +713,9 @@ impl<K: Kind> Segment<K> {
     }
 
     /// Moves (or, from a shared segment, copies) every entry into `targets`, the
-    /// target of an entry chosen by `pick(hash)`. Targets are unique and have room.
+    /// target of an entry chosen by `pick(hash)`. Targets are unique, have room for
+    /// their entries (checked: a full target would never end a probe) and are at
+    /// least as wide as this segment.
     fn drain_into(self, targets: &mut [Segment<K>], pick: impl Fn(u64) -> usize) {
         let unique = self.header().refs.load(Ordering::Acquire) == 1;
         let (cap, width) = (self.cap(), self.width());
@@ -699,6 +731,11 @@ impl<K: Kind> Segment<K> {
                 let h = hash(key, ns);
                 let t = &mut targets[pick(h)];
                 let twidth = t.width();
+                let hd = t.header();
+                assert!(
+                    ((hd.len + hd.deleted) as usize) < max_fill(t.cap()) && twidth >= width,
+                    "segment rebuilt into a full or narrower one"
+                );
                 let j = t.find_free(h);
                 let dst = t.slot(j);
                 ptr::copy_nonoverlapping(src, dst, head_len(src));
@@ -728,6 +765,16 @@ impl<K: Kind> Segment<K> {
             // SAFETY: the only reference; allocated with this layout.
             unsafe { dealloc(self.ptr.as_ptr().cast(), layout) };
             std::mem::forget(self);
+        }
+    }
+
+    /// Visits the live slots.
+    #[inline]
+    fn for_each_live(&self, mut f: impl FnMut(*mut u8)) {
+        for i in 0..self.cap() {
+            if self.is_full(i) {
+                f(self.slot(i));
+            }
         }
     }
 
@@ -1019,11 +1066,19 @@ impl<K: Kind> Table<K> {
         let bits = self.bits();
         let old: Vec<Segment<K>> = self.take_segments();
         let mut new = Vec::with_capacity(old.len() * 2);
+        let half = |h: u64| ((h >> (63 - bits)) & 1) as usize;
         for seg in old {
-            let (len, width) = (seg.header().len as usize, seg.width());
-            let cap = capacity_for(len / 2 + len / 16);
-            let mut pair = [Segment::new(cap, width), Segment::new(cap, width)];
-            seg.drain_into(&mut pair, |h| ((h >> (63 - bits)) & 1) as usize);
+            // Sized by counting, not by estimate: halves differ, and a small segment's
+            // may differ a lot.
+            let mut count = [0usize; 2];
+            seg.for_each_live(|slot| {
+                // SAFETY: a live slot of a segment we hold.
+                let (key, ns) = unsafe { slot_key(slot) };
+                count[half(hash(key, ns))] += 1;
+            });
+            let width = seg.width();
+            let mut pair = count.map(|n| Segment::new(capacity_for(n), width));
+            seg.drain_into(&mut pair, half);
             new.extend(pair);
         }
         self.dir = Box::into_raw(new.into_boxed_slice()).cast();
@@ -1251,17 +1306,11 @@ impl Table<Maps> {
     /// The map of (key, ns), created empty when absent.
     pub fn get_or_insert(&mut self, key: &[u8], ns: &[u8]) -> &mut ByteTable {
         let h = hash(key, ns);
-        let (s, i, inserted) = self.upsert(h, key, ns, &[]);
+        let (s, i, _) = self.upsert(h, key, ns, &[]);
         let seg = &mut self.segments_mut()[s];
-        let (slot, width) = (seg.slot(i), seg.width());
-        // SAFETY: a live slot of a unique segment; a new one gets its table first.
-        unsafe {
-            let map = map_of(slot, width);
-            if inserted {
-                ptr::write(map, ByteTable::new());
-            }
-            &mut *map
-        }
+        // SAFETY: a live slot (a new one got an empty table) of a unique segment,
+        // borrowed mutably with self.
+        unsafe { &mut *map_of(seg.slot(i), seg.width()) }
     }
 
     /// Every (key, namespace, map).
@@ -1308,7 +1357,45 @@ mod tests {
         m
     }
 
+    /// The layout's invariants: counts, fill, mirrors, widths, and every entry
+    /// found where it is (nested tables too).
+    fn check_layout<K: Kind>(t: &Table<K>) {
+        let mut total = 0;
+        for (s, seg) in t.segments().iter().enumerate() {
+            let (hd, cap, width) = (seg.header(), seg.cap(), seg.width());
+            // SAFETY: the control bytes of a segment we borrow.
+            let ctrl = unsafe { std::slice::from_raw_parts(seg.ctrl(), cap + GROUP) };
+            let live = ctrl[..cap].iter().filter(|&&c| c < 0x80).count();
+            let deleted = ctrl[..cap].iter().filter(|&&c| c == DELETED).count();
+            assert_eq!((live, deleted), (hd.len as usize, hd.deleted as usize));
+            assert!(live + deleted <= max_fill(cap) && ctrl[..cap].contains(&EMPTY));
+            for m in 0..GROUP {
+                assert_eq!(ctrl[cap + m], ctrl[m % cap], "mirror {m} of {cap}");
+            }
+            assert!(width >= K::width(3), "{width}");
+            let mut heap = 0;
+            seg.for_each_live(|slot| {
+                // SAFETY: a live slot.
+                unsafe {
+                    let (key, ns) = slot_key(slot);
+                    let h = hash(key, ns);
+                    assert_eq!(t.segment_index(h), s);
+                    assert_eq!(seg.slot(seg.find(h, key, ns).unwrap()), slot);
+                    assert!(head_len(slot) <= width - K::TAIL);
+                    heap += (*slot == HEAP) as u32;
+                    if K::TAIL > 0 {
+                        check_layout(&*map_of(slot, width));
+                    }
+                }
+            });
+            assert_eq!(heap, hd.heap);
+            total += live;
+        }
+        assert_eq!(total, t.len());
+    }
+
     fn check(t: &ByteTable, m: &Model) {
+        check_layout(t);
         assert_eq!(t.len(), m.len());
         assert_eq!(&contents(t), m);
         for ((k, n), v) in m {
@@ -1431,9 +1518,11 @@ mod tests {
                 }).unwrap();
                 out
             };
+            check_layout(&table);
             prop_assert_eq!(&dump(&table), &model);
             prop_assert_eq!(table.len(), model.len());
             for (t, m) in &frozen {
+                check_layout(t);
                 prop_assert_eq!(&dump(t), m);
             }
         }
@@ -1472,6 +1561,120 @@ mod tests {
         lists.append(b"b", b"", &[2, 0, 9]);
         assert_eq!(lists.get(b"a", b""), Some(&[2, 0, 1, 2, 1, 2][..]));
         assert_eq!(lists.get(b"b", b""), Some(&[2, 0, 9][..]));
+    }
+
+    /// The asynchronous snapshot phase: clones read (and finally dropped) on another
+    /// thread while the task thread keeps writing, through copies, rebuilds, splits,
+    /// heap records and nested maps.
+    #[test]
+    fn snapshots_read_on_another_thread_while_the_table_changes() {
+        type Maps = BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>;
+        fn check_maps(t: &MapTable, m: &Maps) {
+            check_layout(t);
+            assert_eq!(t.len(), m.len());
+            for (k, inner) in m {
+                let map = t.get(k, b"").unwrap();
+                assert_eq!(map.len(), inner.len());
+                for (uk, v) in inner {
+                    assert_eq!(map.get(uk, b""), Some(&v[..]));
+                }
+            }
+        }
+        let (mut t, mut model) = (ByteTable::new(), Model::new());
+        let (mut maps, mut maps_model) = (MapTable::new(), Maps::new());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..12 {
+            let snapshot = (t.clone(), model.clone(), maps.clone(), maps_model.clone());
+            let reader = std::thread::spawn(move || {
+                let (t, model, maps, maps_model) = snapshot;
+                check(&t, &model);
+                check_maps(&maps, &maps_model);
+            });
+            for _ in 0..4000 {
+                let k = next(6000).to_be_bytes()[5..].to_vec();
+                let v = vec![next(256) as u8; [0, 1, 8, 60, 300][next(5) as usize]];
+                match next(6) {
+                    0 | 1 => {
+                        t.set(&k, b"", &v);
+                        model.insert((k, vec![]), v);
+                    }
+                    2 => {
+                        t.append(&k, b"", &v);
+                        model.entry((k, vec![])).or_default().extend(v);
+                    }
+                    3 => {
+                        let was = model.remove(&(k.clone(), vec![])).is_some();
+                        assert_eq!(t.remove(&k, b""), was);
+                    }
+                    4 => {
+                        let uk = [next(4) as u8];
+                        maps.get_or_insert(&k[1..], b"").set(&uk, b"", &v);
+                        maps_model
+                            .entry(k[1..].to_vec())
+                            .or_default()
+                            .insert(uk.to_vec(), v);
+                    }
+                    _ => {
+                        let uk = [next(4) as u8];
+                        if let Some(m) = maps.get_mut(&k[1..], b"") {
+                            m.remove(&uk, b"");
+                            if m.is_empty() {
+                                maps.remove(&k[1..], b"");
+                            }
+                        }
+                        if let Some(m) = maps_model.get_mut(&k[1..]) {
+                            m.remove(&uk[..]);
+                            if m.is_empty() {
+                                maps_model.remove(&k[1..]);
+                            }
+                        }
+                    }
+                }
+            }
+            reader.join().unwrap();
+        }
+        check(&t, &model);
+        check_maps(&maps, &maps_model);
+    }
+
+    #[test]
+    fn rebuilt_segments_have_room() {
+        for n in 1..300_000 {
+            let cap = capacity_for(n);
+            assert!(max_fill(cap) >= n && max_fill(cap) < cap, "{n}");
+        }
+    }
+
+    /// Splitting small segments, whose halves are far from even.
+    #[test]
+    fn small_segments_split_by_their_counts() {
+        for n in 1..40u64 {
+            let mut t = ByteTable::new();
+            let mut maps = MapTable::new();
+            let mut model = Model::new();
+            for k in 0..n {
+                t.set(&k.to_be_bytes(), b"", &[k as u8; 30]);
+                maps.get_or_insert(&k.to_be_bytes(), b"")
+                    .set(b"u", b"", b"v");
+                model.insert((k.to_be_bytes().to_vec(), vec![]), vec![k as u8; 30]);
+            }
+            for _ in 0..8 {
+                let before = (t.clone(), maps.clone());
+                t.split();
+                maps.split();
+                check(&t, &model);
+                check(&before.0, &model);
+                check_layout(&maps);
+                check_layout(&before.1);
+            }
+            assert_eq!(t.bits(), 8);
+        }
     }
 
     #[test]
