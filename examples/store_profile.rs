@@ -3,6 +3,9 @@
 //!
 //!     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*run_ops*' \
 //!         target/release/examples/store_profile memory value_get 100000
+//!
+//! and measures memory: `store_profile memory footprint 10000000` prints the
+//! resident bytes per value-state entry (FootprintBenchmark's shapes, without Flink).
 
 use statebackend::keygroup::key_group_for_hash;
 use statebackend::{BackendKind, Config, StateBackend, StateKind};
@@ -50,8 +53,59 @@ fn run_ops(b: &mut StateBackend, op: &str, order: &[u64], ids: (u32, u32, u32)) 
     n
 }
 
+/// Resident memory of this process in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Resident bytes per entry of one value state holding `keys` entries of 8-byte
+/// keys and values in a 1-byte namespace (FootprintBenchmark's shapes: Flink's
+/// `VoidNamespace`, 2 key groups).
+fn footprint(kind: BackendKind, keys: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let config = match kind {
+        BackendKind::RocksDb => Config::rocksdb(&url).unwrap(),
+        _ => Config::memory(),
+    };
+    let mut b = StateBackend::open(
+        config
+            .with_local_dir(dir.path().join("local"))
+            .with_max_parallelism(MAX_PARALLELISM)
+            .unwrap(),
+    )
+    .unwrap();
+    let value = b.register_state("value", StateKind::Value, b"").unwrap();
+    let before = rss();
+    for k in 0..keys {
+        b.value_put(value, kg(k), &k.to_be_bytes(), &[0], &k.to_le_bytes())
+            .unwrap();
+    }
+    let after = rss();
+    println!(
+        "{keys} entries: {:.1} bytes per entry (resident memory grew by {} MiB)",
+        (after - before) as f64 / keys as f64,
+        (after - before) >> 20
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // store_profile memory|rocksdb footprint ENTRIES
+    if args[2] == "footprint" {
+        let kind = match args[1].as_str() {
+            "rocksdb" => BackendKind::RocksDb,
+            _ => BackendKind::Memory,
+        };
+        return footprint(kind, args[3].parse().unwrap());
+    }
     let kind = match args[1].as_str() {
         "memory" => BackendKind::Memory,
         "rocksdb" => BackendKind::RocksDb,
