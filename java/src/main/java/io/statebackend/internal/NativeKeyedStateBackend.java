@@ -564,7 +564,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                         keyGroupCompressionDecorator,
                         userCodeClassLoader,
                         namespaceSerializers,
-                        queueSnapshots),
+                        queueSnapshots,
+                        snapshotFilters()),
                 SnapshotExecutionType.ASYNCHRONOUS);
     }
 
