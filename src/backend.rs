@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 use crate::iter::{EntriesIter, KeysIter};
 use crate::keygroup::KeyGroupRange;
 use crate::operator::{Distribution, OperatorStateStore};
-use crate::snapshot::{restore, Payload, PendingSnapshot, Retention, SnapshotHandle, Target};
+use crate::snapshot::manifest::{DbFiles, KeyedData, Manifest};
+use crate::snapshot::{
+    restore, IncrementalUpload, Payload, PendingSnapshot, Retention, SnapshotHandle, Target,
+};
 use crate::state::{StateId, StateInfo, StateKind, StateRegistry};
 use crate::storage::file::FileStorage;
 use crate::storage::CheckpointStorage;
@@ -651,6 +654,26 @@ impl StateBackend {
             payload,
             target,
         })
+    }
+
+    /// The synchronous phase of an incremental RocksDB snapshot whose files the caller
+    /// stores itself (e.g. in Flink's checkpoint streams): flushes the memtables and
+    /// hard-links the DB's files. See [`IncrementalUpload`].
+    pub fn incremental_snapshot(&mut self, checkpoint_id: u64) -> Result<IncrementalUpload> {
+        let local = self
+            .store
+            .local_checkpoint()?
+            .ok_or_else(|| Error::invalid("incremental snapshots need the RocksDB backend"))?;
+        let manifest = Manifest {
+            checkpoint_id,
+            backend: self.config.backend,
+            max_parallelism: self.config.max_parallelism,
+            key_group_range: self.config.key_group_range,
+            states: self.registry.all().to_vec(),
+            keyed: KeyedData::Files(DbFiles::default()),
+            operator_states: self.operator.snapshot(),
+        };
+        IncrementalUpload::new(manifest, local)
     }
 
     /// Both phases on the calling thread.

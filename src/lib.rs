@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use iter::{Entry, EntryValue, KeyEntry};
 pub use keygroup::KeyGroupRange;
 pub use operator::Distribution;
-pub use snapshot::{CompletedSnapshot, PendingSnapshot, SnapshotHandle};
+pub use snapshot::{CompletedSnapshot, IncrementalUpload, PendingSnapshot, SnapshotHandle};
 pub use state::{StateId, StateInfo, StateKind};
 
 /// The library version (the crate version).

@@ -30,6 +30,7 @@ use crate::error::Error;
 use crate::iter::{EntriesIter, Entry, EntryValue, KeyEntry, KeysIter};
 use crate::keygroup::KeyGroupRange;
 use crate::snapshot::manifest::KeyedData;
+use crate::snapshot::IncrementalUpload;
 use crate::snapshot::{PendingSnapshot, SnapshotFilter, SnapshotHandle};
 use crate::state::{StateId, StateKind};
 use crate::storage::source::SnapshotSource;
@@ -202,6 +203,7 @@ static BACKENDS: LockedTable<BackendCell> = LockedTable::new(0x4a);
 static KEY_ITERS: HandleTable<Mutex<Peekable<KeysIter>>> = HandleTable::new(0x4b);
 static PENDING: HandleTable<Mutex<Option<PendingSnapshot>>> = HandleTable::new(0x4c);
 static ENTRY_ITERS: HandleTable<Mutex<Peekable<EntriesIter>>> = HandleTable::new(0x4d);
+static UPLOADS: HandleTable<Mutex<IncrementalUpload>> = HandleTable::new(0x4e);
 
 const CLOSED_BACKEND: &str = "the state backend is closed";
 
@@ -642,6 +644,51 @@ impl SnapshotSource for JavaSource {
     }
 }
 
+/// The snapshot a `RestoreSource` stands for: a single-stream snapshot, or the meta
+/// stream of an incremental one whose `files()` (each named by `fileName()`) are the
+/// stored RocksDB files.
+fn restore_handle(env: &mut Env<'_>, source: &JObject<'_>) -> Res<SnapshotHandle> {
+    let meta = Arc::new(JavaSource::new(env, source)?);
+    let files = env
+        .call_method(
+            source,
+            jni_str!("files"),
+            jni_sig!("()[Lio/statebackend/internal/RestoreSource;"),
+            &[],
+        )?
+        .l()?;
+    if files.is_null() {
+        return Ok(SnapshotHandle::Stream(meta));
+    }
+    let files = env.cast_local::<JObjectArray>(files)?;
+    let mut by_name = std::collections::BTreeMap::new();
+    for i in 0..files.len(env)? {
+        let (name, file) = env.with_local_frame(8, |env| -> Res<(String, JavaSource)> {
+            let file = files.get_element(env, i)?;
+            let name = env
+                .call_method(
+                    &file,
+                    jni_str!("fileName"),
+                    jni_sig!("()Ljava/lang/String;"),
+                    &[],
+                )?
+                .l()?;
+            let name = env.cast_local::<JString>(name)?.try_to_string(env)?;
+            Ok((name, JavaSource::new(env, &file)?))
+        })?;
+        let file: Arc<dyn SnapshotSource> = Arc::new(file);
+        if by_name.insert(name.clone(), file).is_some() {
+            return Err(Failure::Argument(format!(
+                "file {name} is handed over twice for one snapshot"
+            )));
+        }
+    }
+    Ok(SnapshotHandle::Files {
+        meta,
+        files: by_name,
+    })
+}
+
 // ---- lifecycle -----------------------------------------------------------------------
 
 /// Kinds as Java passes them.
@@ -691,11 +738,11 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
         let mut handles = Vec::with_capacity(count);
         for i in 0..count {
             // A local frame per source: its local references go when it is set up.
-            let java_source = env.with_local_frame(8, |env| -> Res<JavaSource> {
+            let handle = env.with_local_frame(8, |env| -> Res<SnapshotHandle> {
                 let source = restore.get_element(env, i)?;
-                JavaSource::new(env, &source)
+                restore_handle(env, &source)
             })?;
-            handles.push(SnapshotHandle::Stream(Arc::new(java_source)));
+            handles.push(handle);
         }
         let backend = StateBackend::restore_with_storage(config, None, &handles)?;
         let id = BACKENDS.insert(BackendCell {
@@ -1536,6 +1583,175 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotReleas
         PENDING.remove(pending as u64);
         Ok(())
     })
+}
+
+// ---- incremental snapshots whose files Java stores ---------------------------------
+
+/// `long snapshotIncremental(long backend, long checkpointId)`: the synchronous phase of
+/// an incremental RocksDB snapshot (flushes memtables, hard-links the DB's files); the
+/// id of the upload that the asynchronous phase drives with the `upload*` calls.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotIncremental<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    checkpoint_id: jlong,
+) -> jlong {
+    run(&mut env, |_| {
+        let id = u64::try_from(checkpoint_id)
+            .map_err(|_| Failure::Argument(format!("checkpoint id {checkpoint_id}")))?;
+        let upload = with_backend(handle, |c| Ok(c.backend.incremental_snapshot(id)?))?;
+        Ok(UPLOADS.insert(Mutex::new(upload)) as jlong)
+    })
+}
+
+fn with_upload<T>(upload: jlong, f: impl FnOnce(&mut IncrementalUpload) -> Res<T>) -> Res<T> {
+    let cell = UPLOADS.get(upload as u64).ok_or(Failure::Closed(
+        "the incremental snapshot was already finished or released",
+    ))?;
+    let mut guard = lock(&cell)?;
+    f(&mut guard)
+}
+
+/// `String[] uploadFiles(long upload, boolean shared)`: the names of the shared (SST)
+/// or private files of the snapshot.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadFiles<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    upload: jlong,
+    shared: jboolean,
+) -> JObjectArray<'l, JString<'l>> {
+    run(&mut env, |env| {
+        let names = with_upload(upload, |u| Ok(u.files(shared)))?;
+        let array = JObjectArray::<JString>::new(env, names.len(), JString::null())?;
+        for (i, name) in names.iter().enumerate() {
+            let s = JString::from_str(env, name)?;
+            array.set_element(env, i, &s)?;
+            env.delete_local_ref(s);
+        }
+        Ok(array)
+    })
+}
+
+/// `byte[] uploadFile(long upload, String file, OutputStream out, byte[] chunk, String
+/// outName)`: copies the file into `out` through `chunk`; returns the record to pass
+/// to `uploadReuse` when a later snapshot refers to this copy.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadFile<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    upload: jlong,
+    file: JString<'l>,
+    stream: JObject<'l>,
+    chunk: JByteArray<'l>,
+    out_name: JString<'l>,
+) -> JByteArray<'l> {
+    run(&mut env, |env| {
+        let file = file.try_to_string(env)?;
+        let out_name = out_name.try_to_string(env)?;
+        let record = with_java_stream(env, &stream, &chunk, |sink| {
+            with_upload(upload, |u| Ok(u.upload(&file, sink, &out_name)?))
+        })?;
+        Ok(env.byte_array_from_slice(&record)?)
+    })
+}
+
+/// `boolean uploadReuse(long upload, byte[] record)`: refers to a shared file stored
+/// for an earlier snapshot (`record` from its `uploadFile`); false if this snapshot
+/// has no such file (upload it instead).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadReuse<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    upload: jlong,
+    record: JByteArray<'l>,
+) -> jboolean {
+    run(&mut env, |env| {
+        let record = env.convert_byte_array(&record)?;
+        with_upload(upload, |u| Ok(u.reuse(&record)?))
+    })
+}
+
+/// `long[] uploadFinish(long upload, OutputStream out, byte[] chunk, String outName)`:
+/// writes the meta stream once every file is stored; returns `[meta bytes, bytes of
+/// all files, bytes uploaded by this snapshot]`. The upload is consumed.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadFinish<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    upload: jlong,
+    stream: JObject<'l>,
+    chunk: JByteArray<'l>,
+    out_name: JString<'l>,
+) -> JLongArray<'l> {
+    run(&mut env, |env| {
+        let out_name = out_name.try_to_string(env)?;
+        let cell = UPLOADS.remove(upload as u64).ok_or(Failure::Closed(
+            "the incremental snapshot was already finished or released",
+        ))?;
+        let upload = Arc::into_inner(cell)
+            .ok_or(Failure::Closed("the incremental snapshot is in use"))?
+            .into_inner()
+            .map_err(|_| Failure::Closed("the incremental snapshot's lock is poisoned"))?;
+        let written = with_java_stream(env, &stream, &chunk, |sink| {
+            Ok(upload.finish(sink, &out_name)?)
+        })?;
+        let KeyedData::Files(files) = &written.manifest.keyed else {
+            return Err(Failure::Core(Error::invalid(
+                "an incremental snapshot always holds files",
+            )));
+        };
+        let result = [
+            written.bytes_written as jlong,
+            files.total_bytes() as jlong,
+            files.uploaded_bytes as jlong,
+        ];
+        let array = JLongArray::new(env, result.len())?;
+        array.set_region(env, 0, &result)?;
+        Ok(array)
+    })
+}
+
+/// Drops an incremental snapshot that will not be finished (a cancelled checkpoint):
+/// its local hard links go.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadRelease<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    upload: jlong,
+) {
+    run(&mut env, |_| {
+        UPLOADS.remove(upload as u64);
+        Ok(())
+    })
+}
+
+/// Runs `f` with a writer into the Java `OutputStream` `stream` through `chunk`,
+/// flushed at the end.
+fn with_java_stream<'l, T>(
+    env: &mut Env<'l>,
+    stream: &JObject<'l>,
+    chunk: &JByteArray<'l>,
+    f: impl FnOnce(&mut dyn Write) -> Res<T>,
+) -> Res<T> {
+    let capacity = chunk.len(env)?;
+    if capacity == 0 {
+        return Err(Failure::Argument("the chunk is empty".into()));
+    }
+    let env_cell = RefCell::new(env);
+    let mut sink = JavaOutputStream {
+        env: &env_cell,
+        stream,
+        chunk,
+        buf: Vec::with_capacity(capacity),
+        capacity,
+        failed: false,
+    };
+    let result = f(&mut sink)?;
+    sink.flush()
+        .map_err(|e| Failure::Core(Error::io("the Java stream", e)))?;
+    Ok(result)
 }
 
 #[cfg(test)]

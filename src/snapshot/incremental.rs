@@ -7,10 +7,13 @@
 //! OPTIONS, new SST files) is uploaded. [`super::Retention`] deletes a shared file
 //! once no retained checkpoint refers to it.
 
-use super::manifest::{DbFile, DbFiles, FileLocation, CHUNK_LEN};
+use super::manifest::{DbFile, DbFiles, FileLocation, KeyedData, Manifest, CHUNK_LEN};
+use super::reader::DbFileSources;
+use super::{finish_stream, StreamedSnapshot};
 use crate::error::{Error, Result};
 use crate::storage::file::SHARED_DIR;
-use crate::storage::{CheckpointStorage, CheckpointWriter};
+use crate::storage::CheckpointStorage;
+use crate::store::rocks::LocalCheckpoint;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -53,31 +56,17 @@ fn upload_files(
     previous: &PreviousFiles,
     new_shared: &mut Vec<String>,
 ) -> Result<DbFiles> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(local_dir).map_err(|e| Error::io(local_dir, e))? {
-        let entry = entry.map_err(|e| Error::io(local_dir, e))?;
-        if entry
-            .file_type()
-            .map_err(|e| Error::io(entry.path(), e))?
-            .is_file()
-        {
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    names.sort();
+    let names = local_files(local_dir)?;
     let mut files = Vec::with_capacity(names.len());
     let mut uploaded_bytes = 0;
-    for name in names {
+    for (name, size) in names {
         let path = local_dir.join(&name);
-        let size = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
-        let sst = name.ends_with(".sst");
+        let sst = is_shared(&name);
         if let Some(prev) = previous.get(&name).filter(|p| sst && p.size == size) {
             files.push(prev.clone());
             continue;
         }
-        let (location, out) = if sst {
+        let (location, mut out) = if sst {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
@@ -91,7 +80,8 @@ fn upload_files(
             let out = storage.create(checkpoint_id, &remote)?;
             (FileLocation::Private(remote), out)
         };
-        let chunk_crcs = copy_with_checksums(&path, size, out)?;
+        let chunk_crcs = copy_with_checksums(&path, size, &mut *out, &location_name(&location))?;
+        out.commit()?;
         uploaded_bytes += size;
         files.push(DbFile {
             name,
@@ -106,10 +96,39 @@ fn upload_files(
     })
 }
 
+fn location_name(location: &FileLocation) -> String {
+    match location {
+        FileLocation::Shared(n) | FileLocation::Private(n) => n.clone(),
+    }
+}
+
+/// Whether a RocksDB file may be shared by later checkpoints: SST files are
+/// immutable, and one of the same name and size is the same file.
+fn is_shared(name: &str) -> bool {
+    name.ends_with(".sst")
+}
+
+/// (name, size) of the files of a local RocksDB checkpoint, by name.
+fn local_files(local_dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(local_dir).map_err(|e| Error::io(local_dir, e))? {
+        let entry = entry.map_err(|e| Error::io(local_dir, e))?;
+        let meta = entry.metadata().map_err(|e| Error::io(entry.path(), e))?;
+        if meta.is_file() {
+            files.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Copies `size` bytes of the file at `path` into `out`; returns the CRC32C of each
+/// chunk.
 fn copy_with_checksums(
     path: &Path,
     size: u64,
-    mut out: Box<dyn CheckpointWriter>,
+    out: &mut dyn Write,
+    out_name: &str,
 ) -> Result<Vec<u32>> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = vec![0u8; CHUNK_LEN as usize];
@@ -120,11 +139,141 @@ fn copy_with_checksums(
         file.read_exact(&mut buf[..n])
             .map_err(|e| Error::io(path, e))?;
         crcs.push(crc32c::crc32c(&buf[..n]));
-        out.write_all(&buf[..n]).map_err(|e| Error::io(path, e))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(out_name, e))?;
         left -= n as u64;
     }
-    out.commit()?;
+    out.flush().map_err(|e| Error::io(out_name, e))?;
     Ok(crcs)
+}
+
+/// An incremental RocksDB snapshot whose files the caller stores one by one (Flink's
+/// checkpoint streams, for example), from [`crate::StateBackend::incremental_snapshot`].
+///
+/// The caller stores each file of [`IncrementalUpload::files`] with
+/// [`IncrementalUpload::upload`], or, for a shared file it stored for an earlier
+/// checkpoint, hands back that upload's record to [`IncrementalUpload::reuse`]; then
+/// [`IncrementalUpload::finish`] writes the meta stream: the manifest with every
+/// file's size and checksums. Restore with [`super::SnapshotHandle::Files`].
+pub struct IncrementalUpload {
+    /// The manifest, its file list still empty.
+    manifest: Manifest,
+    local: LocalCheckpoint,
+    /// (name, size) of the local checkpoint's files, by name.
+    local_files: Vec<(String, u64)>,
+    stored: BTreeMap<String, DbFile>,
+    uploaded_bytes: u64,
+}
+
+impl IncrementalUpload {
+    pub(crate) fn new(manifest: Manifest, local: LocalCheckpoint) -> Result<Self> {
+        let local_files = local_files(&local.dir)?;
+        Ok(IncrementalUpload {
+            manifest,
+            local,
+            local_files,
+            stored: BTreeMap::new(),
+            uploaded_bytes: 0,
+        })
+    }
+
+    pub fn checkpoint_id(&self) -> u64 {
+        self.manifest.checkpoint_id
+    }
+
+    /// Names of the files to store: the shared ones (immutable SST files, which a
+    /// later checkpoint may refer to again) or the private ones.
+    pub fn files(&self, shared: bool) -> Vec<String> {
+        self.local_files
+            .iter()
+            .filter(|(name, _)| is_shared(name) == shared)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn local_size(&self, name: &str) -> Result<u64> {
+        self.local_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, size)| size)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "checkpoint {} has no file {name}",
+                    self.checkpoint_id()
+                ))
+            })
+    }
+
+    /// Copies file `name` into `sink`; returns the record to hand to
+    /// [`IncrementalUpload::reuse`] when a later checkpoint refers to this copy.
+    pub fn upload(&mut self, name: &str, sink: &mut dyn Write, sink_name: &str) -> Result<Vec<u8>> {
+        let size = self.local_size(name)?;
+        let chunk_crcs = copy_with_checksums(&self.local.dir.join(name), size, sink, sink_name)?;
+        let location = if is_shared(name) {
+            FileLocation::Shared(name.to_string())
+        } else {
+            FileLocation::Private(name.to_string())
+        };
+        let file = DbFile {
+            name: name.to_string(),
+            location,
+            size,
+            chunk_crcs,
+        };
+        let record = postcard::to_allocvec(&file)
+            .map_err(|e| Error::invalid(format!("encoding the record of {name}: {e}")))?;
+        self.uploaded_bytes += size;
+        self.stored.insert(file.name.clone(), file);
+        Ok(record)
+    }
+
+    /// Refers to a shared file stored for an earlier checkpoint instead of uploading
+    /// it again. False if this checkpoint has no shared file of that name and size
+    /// (upload it instead).
+    pub fn reuse(&mut self, record: &[u8]) -> Result<bool> {
+        let file: DbFile = postcard::from_bytes(record).map_err(|e| {
+            Error::invalid(format!(
+                "not the record of an uploaded checkpoint file: {e}"
+            ))
+        })?;
+        let same = is_shared(&file.name)
+            && matches!(file.location, FileLocation::Shared(_))
+            && file.chunk_crcs.len() as u64 == file.size.div_ceil(CHUNK_LEN)
+            && self
+                .local_files
+                .iter()
+                .any(|(n, s)| *n == file.name && *s == file.size);
+        if same {
+            self.stored.insert(file.name.clone(), file);
+        }
+        Ok(same)
+    }
+
+    /// Writes the meta stream (a single-stream snapshot with no data: `manifest ‖
+    /// trailer`) once every file is stored. The local checkpoint is deleted.
+    pub fn finish(self, sink: &mut dyn Write, sink_name: &str) -> Result<StreamedSnapshot> {
+        let IncrementalUpload {
+            mut manifest,
+            local_files,
+            mut stored,
+            uploaded_bytes,
+            ..
+        } = self;
+        let mut files = Vec::with_capacity(local_files.len());
+        for (name, _) in &local_files {
+            files.push(stored.remove(name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "file {name} of checkpoint {} was neither uploaded nor reused",
+                    manifest.checkpoint_id
+                ))
+            })?);
+        }
+        manifest.keyed = KeyedData::Files(DbFiles {
+            files,
+            uploaded_bytes,
+        });
+        finish_stream(manifest, 0, sink, sink_name)
+    }
 }
 
 /// Where a file of a manifest at `manifest_path` is stored.
@@ -141,19 +290,29 @@ pub(crate) fn resolve(manifest_path: &Path, location: &FileLocation) -> PathBuf 
 }
 
 /// Copies every file of a checkpoint into `dest`, verifying sizes and checksums.
-pub(crate) fn download(manifest_path: &Path, files: &DbFiles, dest: &Path) -> Result<()> {
+pub(crate) fn download(sources: &DbFileSources, files: &DbFiles, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let mut buf = vec![0u8; CHUNK_LEN as usize];
     for f in &files.files {
-        let src = resolve(manifest_path, &f.location);
-        let name = src.display().to_string();
-        let mut input = File::open(&src).map_err(|e| Error::io(&src, e))?;
-        let actual = input.metadata().map_err(|e| Error::io(&src, e))?.len();
+        let src = sources.open(f)?;
+        let name = src.name();
+        let actual = src.len();
         if actual != f.size {
             return Err(Error::corrupted(
-                &name,
+                name,
                 actual.min(f.size),
                 format!("file is {actual} bytes, the manifest records {}", f.size),
+            ));
+        }
+        if f.chunk_crcs.len() as u64 != f.size.div_ceil(CHUNK_LEN) {
+            return Err(Error::corrupted(
+                name,
+                0,
+                format!(
+                    "the manifest records {} checksums for {} bytes",
+                    f.chunk_crcs.len(),
+                    f.size
+                ),
             ));
         }
         let target = dest.join(&f.name);
@@ -161,13 +320,11 @@ pub(crate) fn download(manifest_path: &Path, files: &DbFiles, dest: &Path) -> Re
         for (i, &crc) in f.chunk_crcs.iter().enumerate() {
             let offset = i as u64 * CHUNK_LEN;
             let n = (f.size - offset).min(CHUNK_LEN) as usize;
-            input
-                .read_exact(&mut buf[..n])
-                .map_err(|e| Error::io(&src, e))?;
+            src.read_exact_at(offset, &mut buf[..n])?;
             let computed = crc32c::crc32c(&buf[..n]);
             if computed != crc {
                 return Err(Error::corrupted(
-                    &name,
+                    name,
                     offset,
                     format!(
                         "checksum mismatch in bytes {offset}..{} (stored {crc:#010x}, computed {computed:#010x})",

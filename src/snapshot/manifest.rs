@@ -58,7 +58,7 @@ pub enum DataLocation {
 }
 
 /// The files of a RocksDB checkpoint. Column family `state-<i>` holds state `i`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbFiles {
     pub files: Vec<DbFile>,
     /// Bytes this checkpoint uploaded; the rest was shared with earlier checkpoints.

@@ -18,6 +18,7 @@ use crate::storage::file::FileStorage;
 use crate::storage::source::{BytesSource, SnapshotSource};
 use crate::storage::CheckpointStorage;
 use crate::store::StoreView;
+pub use incremental::IncrementalUpload;
 use manifest::{DataLocation, FileLocation, KeyedData, Manifest};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -26,13 +27,20 @@ use writer::SizeLimit;
 pub use writer::{NoFilter, SnapshotFilter};
 
 /// What a restore starts from: the bytes of an inline snapshot (memory backend), the
-/// path of a manifest file (fs and rocksdb backends), or a single-stream snapshot
-/// written by [`PendingSnapshot::write_to`] (e.g. into a Flink checkpoint stream).
+/// path of a manifest file (fs and rocksdb backends), a single-stream snapshot
+/// written by [`PendingSnapshot::write_to`] (e.g. into a Flink checkpoint stream), or
+/// an incremental snapshot whose files the caller stored ([`IncrementalUpload`]).
 #[derive(Clone)]
 pub enum SnapshotHandle {
     Inline(Arc<[u8]>),
     Manifest(PathBuf),
     Stream(Arc<dyn SnapshotSource>),
+    /// The meta stream of [`IncrementalUpload::finish`] and the stored files, by
+    /// their names in the RocksDB directory.
+    Files {
+        meta: Arc<dyn SnapshotSource>,
+        files: BTreeMap<String, Arc<dyn SnapshotSource>>,
+    },
 }
 
 impl std::fmt::Debug for SnapshotHandle {
@@ -41,6 +49,9 @@ impl std::fmt::Debug for SnapshotHandle {
             SnapshotHandle::Inline(b) => write!(f, "Inline({} bytes)", b.len()),
             SnapshotHandle::Manifest(p) => write!(f, "Manifest({})", p.display()),
             SnapshotHandle::Stream(s) => write!(f, "Stream({}, {} bytes)", s.name(), s.len()),
+            SnapshotHandle::Files { meta, files } => {
+                write!(f, "Files({}, {} files)", meta.name(), files.len())
+            }
         }
     }
 }
@@ -51,6 +62,9 @@ impl PartialEq for SnapshotHandle {
             (SnapshotHandle::Inline(a), SnapshotHandle::Inline(b)) => a == b,
             (SnapshotHandle::Manifest(a), SnapshotHandle::Manifest(b)) => a == b,
             (SnapshotHandle::Stream(a), SnapshotHandle::Stream(b)) => Arc::ptr_eq(a, b),
+            (SnapshotHandle::Files { meta: a, .. }, SnapshotHandle::Files { meta: b, .. }) => {
+                Arc::ptr_eq(a, b)
+            }
             _ => false,
         }
     }
@@ -129,6 +143,29 @@ pub struct StreamedSnapshot {
     pub manifest: Manifest,
     /// Length of everything written: data, manifest and trailer.
     pub bytes_written: u64,
+}
+
+/// Ends a single-stream snapshot after `data_size` bytes of data: `manifest ‖
+/// trailer` (docs/snapshot-format.md, "Single-stream snapshots").
+fn finish_stream(
+    manifest: Manifest,
+    data_size: u64,
+    sink: &mut dyn std::io::Write,
+    sink_name: &str,
+) -> Result<StreamedSnapshot> {
+    let encoded = manifest.encode()?;
+    let mut trailer = [0u8; format::TRAILER_LEN];
+    trailer[..8].copy_from_slice(&data_size.to_le_bytes());
+    trailer[8..].copy_from_slice(&format::TRAILER_MAGIC);
+    sink.write_all(&encoded)
+        .and_then(|_| sink.write_all(&trailer))
+        .and_then(|_| sink.flush())
+        .map_err(|e| Error::io(sink_name, e))?;
+    Ok(StreamedSnapshot {
+        checkpoint_id: manifest.checkpoint_id,
+        bytes_written: data_size + (encoded.len() + format::TRAILER_LEN) as u64,
+        manifest,
+    })
 }
 
 /// The manifest names of checkpoint `id` if its manifests cover `wanted` (all key
@@ -294,19 +331,7 @@ impl PendingSnapshot {
             keyed: KeyedData::Full(full),
             operator_states: self.operator_states,
         };
-        let encoded = manifest.encode()?;
-        let mut trailer = [0u8; format::TRAILER_LEN];
-        trailer[..8].copy_from_slice(&data_size.to_le_bytes());
-        trailer[8..].copy_from_slice(&format::TRAILER_MAGIC);
-        sink.write_all(&encoded)
-            .and_then(|_| sink.write_all(&trailer))
-            .and_then(|_| sink.flush())
-            .map_err(|e| Error::io(sink_name, e))?;
-        Ok(StreamedSnapshot {
-            checkpoint_id: self.checkpoint_id,
-            bytes_written: data_size + (encoded.len() + format::TRAILER_LEN) as u64,
-            manifest,
-        })
+        finish_stream(manifest, data_size, sink, sink_name)
     }
 
     /// The asynchronous phase: writes the data, then the manifest, each atomically.

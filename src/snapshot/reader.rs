@@ -5,13 +5,15 @@ use super::format::{
     BLOCK_HEADER_LEN, DATA_HEADER_LEN, DATA_MAGIC, FORMAT_VERSION, TAG_LIST, TAG_MAP_ENTRY,
     TAG_VALUE, TRAILER_LEN, TRAILER_MAGIC,
 };
-use super::manifest::{DataLocation, DbFiles, FullData, KeyedData, Manifest};
+use super::incremental;
+use super::manifest::{DataLocation, DbFile, DbFiles, FullData, KeyedData, Manifest};
 use super::SnapshotHandle;
 use crate::codec::{get_varint, validate_list};
 use crate::error::{Error, Result};
 use crate::state::StateKind;
 use crate::storage::source::{BytesSource, FileSource, SliceSource, SnapshotSource};
 use crate::store::{EntryData, EntryRef};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,8 +24,35 @@ pub struct OpenSnapshot {
     pub name: String,
     /// The data stream of a full snapshot.
     data: Option<Box<dyn SnapshotSource>>,
-    /// The manifest file, beside which the snapshot's files are.
-    manifest_path: Option<PathBuf>,
+    /// Where the RocksDB files of an incremental snapshot are.
+    file_sources: Option<DbFileSources>,
+}
+
+/// Where the RocksDB files of an incremental snapshot are read from.
+pub(crate) enum DbFileSources {
+    /// Beside the manifest file at this path, and in the checkpoint root's shared
+    /// directory (the core's own checkpoint storage).
+    Beside(PathBuf),
+    /// Handed over one by one, by file name (e.g. Flink's state handles).
+    Given(BTreeMap<String, Arc<dyn SnapshotSource>>),
+}
+
+impl DbFileSources {
+    /// Opens the stored copy of `file`.
+    pub(crate) fn open(&self, file: &DbFile) -> Result<Arc<dyn SnapshotSource>> {
+        match self {
+            DbFileSources::Beside(manifest_path) => {
+                let path = incremental::resolve(manifest_path, &file.location);
+                Ok(Arc::new(FileSource::open(&path)?))
+            }
+            DbFileSources::Given(sources) => sources.get(&file.name).cloned().ok_or_else(|| {
+                Error::Restore(format!(
+                    "the snapshot's file {} was not handed over for the restore",
+                    file.name
+                ))
+            }),
+        }
+    }
 }
 
 /// Opens a handle: reads and checks its manifest, opens and checks its data.
@@ -55,60 +84,12 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
                 manifest,
                 name,
                 data: Some(Box::new(src)),
-                manifest_path: None,
+                file_sources: None,
             })
         }
         SnapshotHandle::Stream(source) => {
             let name = source.name().to_string();
-            let len = source.len();
-            if len < TRAILER_LEN as u64 {
-                return Err(Error::corrupted(
-                    &name,
-                    len,
-                    "too short for a snapshot stream",
-                ));
-            }
-            let mut trailer = [0u8; TRAILER_LEN];
-            source.read_exact_at(len - TRAILER_LEN as u64, &mut trailer)?;
-            if trailer[8..] != TRAILER_MAGIC {
-                return Err(Error::corrupted(
-                    &name,
-                    len - 8,
-                    "not a libstatebackend snapshot stream (bad trailer magic; truncated?)",
-                ));
-            }
-            let manifest_at = u64::from_le_bytes(trailer[..8].try_into().expect("8 bytes"));
-            let manifest_len = (len - TRAILER_LEN as u64)
-                .checked_sub(manifest_at)
-                .filter(|l| *l <= crate::snapshot::format::MAX_MANIFEST_LEN)
-                .ok_or_else(|| {
-                    Error::corrupted(
-                        &name,
-                        len - TRAILER_LEN as u64,
-                        "manifest offset out of bounds",
-                    )
-                })?;
-            let mut bytes = vec![0u8; manifest_len as usize];
-            source.read_exact_at(manifest_at, &mut bytes)?;
-            let (manifest, framed) = Manifest::decode(&bytes, &name).map_err(|e| match e {
-                Error::Corrupted {
-                    file,
-                    offset,
-                    reason,
-                } => Error::Corrupted {
-                    file,
-                    offset: offset + manifest_at,
-                    reason,
-                },
-                other => other,
-            })?;
-            if framed != bytes.len() {
-                return Err(Error::corrupted(
-                    &name,
-                    manifest_at + framed as u64,
-                    "bytes between the manifest and the trailer",
-                ));
-            }
+            let (manifest, manifest_at) = read_stream_manifest(source.as_ref())?;
             let KeyedData::Full(FullData {
                 location: DataLocation::Stream,
                 size,
@@ -124,7 +105,7 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
             if *size != manifest_at {
                 return Err(Error::corrupted(
                     &name,
-                    len - TRAILER_LEN as u64,
+                    source.len() - TRAILER_LEN as u64,
                     "trailer and manifest disagree on the data size",
                 ));
             }
@@ -134,7 +115,24 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
                 manifest,
                 name,
                 data: Some(Box::new(src)),
-                manifest_path: None,
+                file_sources: None,
+            })
+        }
+        SnapshotHandle::Files { meta, files } => {
+            let name = meta.name().to_string();
+            let (manifest, manifest_at) = read_stream_manifest(meta.as_ref())?;
+            if !matches!(manifest.keyed, KeyedData::Files(_)) || manifest_at != 0 {
+                return Err(Error::corrupted(
+                    &name,
+                    manifest_at,
+                    "not the meta stream of an incremental snapshot",
+                ));
+            }
+            Ok(OpenSnapshot {
+                manifest,
+                name,
+                data: None,
+                file_sources: Some(DbFileSources::Given(files.clone())),
             })
         }
         SnapshotHandle::Manifest(path) => {
@@ -179,10 +177,66 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
                 manifest,
                 name,
                 data,
-                manifest_path: Some(path.clone()),
+                file_sources: Some(DbFileSources::Beside(path.clone())),
             })
         }
     }
+}
+
+/// Reads the manifest of a single-stream snapshot (`data ‖ manifest ‖ trailer`) and
+/// returns it with the offset it starts at (the data's length).
+fn read_stream_manifest(source: &dyn SnapshotSource) -> Result<(Manifest, u64)> {
+    let name = source.name();
+    let len = source.len();
+    if len < TRAILER_LEN as u64 {
+        return Err(Error::corrupted(
+            name,
+            len,
+            "too short for a snapshot stream",
+        ));
+    }
+    let mut trailer = [0u8; TRAILER_LEN];
+    source.read_exact_at(len - TRAILER_LEN as u64, &mut trailer)?;
+    if trailer[8..] != TRAILER_MAGIC {
+        return Err(Error::corrupted(
+            name,
+            len - 8,
+            "not a libstatebackend snapshot stream (bad trailer magic; truncated?)",
+        ));
+    }
+    let manifest_at = u64::from_le_bytes(trailer[..8].try_into().expect("8 bytes"));
+    let manifest_len = (len - TRAILER_LEN as u64)
+        .checked_sub(manifest_at)
+        .filter(|l| *l <= crate::snapshot::format::MAX_MANIFEST_LEN)
+        .ok_or_else(|| {
+            Error::corrupted(
+                name,
+                len - TRAILER_LEN as u64,
+                "manifest offset out of bounds",
+            )
+        })?;
+    let mut bytes = vec![0u8; manifest_len as usize];
+    source.read_exact_at(manifest_at, &mut bytes)?;
+    let (manifest, framed) = Manifest::decode(&bytes, name).map_err(|e| match e {
+        Error::Corrupted {
+            file,
+            offset,
+            reason,
+        } => Error::Corrupted {
+            file,
+            offset: offset + manifest_at,
+            reason,
+        },
+        other => other,
+    })?;
+    if framed != bytes.len() {
+        return Err(Error::corrupted(
+            name,
+            manifest_at + framed as u64,
+            "bytes between the manifest and the trailer",
+        ));
+    }
+    Ok((manifest, manifest_at))
 }
 
 /// The data stream has the recorded length and a valid header.
@@ -230,10 +284,10 @@ fn check_data_header(data: &dyn SnapshotSource) -> Result<()> {
 }
 
 impl OpenSnapshot {
-    /// The RocksDB files of an incremental snapshot, with the manifest's path.
-    pub fn db_files(&self) -> Option<(&Path, &DbFiles)> {
-        match (&self.manifest.keyed, &self.manifest_path) {
-            (KeyedData::Files(files), Some(path)) => Some((path.as_path(), files)),
+    /// The RocksDB files of an incremental snapshot, with where they are stored.
+    pub(crate) fn db_files(&self) -> Option<(&DbFileSources, &DbFiles)> {
+        match (&self.manifest.keyed, &self.file_sources) {
+            (KeyedData::Files(files), Some(sources)) => Some((sources, files)),
             _ => None,
         }
     }

@@ -65,10 +65,10 @@ pub(crate) fn choose_base(config: &Config, snapshots: &[OpenSnapshot]) -> Option
 /// files become the working DB, and key groups this instance does not own are
 /// deleted with range deletes.
 pub(crate) fn open_base(config: &Config, base: &OpenSnapshot) -> Result<RocksStore> {
-    let (path, files) = base.db_files().expect("the base is incremental");
+    let (sources, files) = base.db_files().expect("the base is incremental");
     let kinds: Vec<StateKind> = base.manifest.states.iter().map(|s| s.kind).collect();
     let mut store = RocksStore::open_in(config, base.manifest.key_group_range, &kinds, |dir| {
-        incremental::download(path, files, dir)
+        incremental::download(sources, files, dir)
     })?;
     store.clip_to(config.key_group_range)?;
     Ok(store)
@@ -124,13 +124,13 @@ pub(crate) fn restore(
                 let Some(shared) = s.manifest.key_group_range.intersect(&own) else {
                     continue;
                 };
-                let path = s.db_files().expect("incremental").0;
+                let sources = s.db_files().expect("incremental").0;
                 let kinds: Vec<StateKind> = s.manifest.states.iter().map(|x| x.kind).collect();
                 // A temporary DB from the snapshot's files; its entries of our key groups
                 // are copied, then it is deleted (disk: the result plus one instance).
                 let source =
                     RocksStore::open_in(config, s.manifest.key_group_range, &kinds, |dir| {
-                        incremental::download(path, files, dir)
+                        incremental::download(sources, files, dir)
                     })?;
                 let view = source.view()?;
                 for kg in shared.iter() {

@@ -41,7 +41,9 @@ fn completed(snapshot: sb_snapshot) -> Result<std::sync::Arc<CompletedSnapshot>,
 fn manifest_path(snapshot: &CompletedSnapshot) -> Option<&[u8]> {
     match &snapshot.handle {
         SnapshotHandle::Manifest(path) => Some(path.as_os_str().as_bytes()),
-        SnapshotHandle::Inline(_) | SnapshotHandle::Stream(_) => None,
+        SnapshotHandle::Inline(_) | SnapshotHandle::Stream(_) | SnapshotHandle::Files { .. } => {
+            None
+        }
     }
 }
 

@@ -64,6 +64,11 @@ public abstract class AbstractNativeBackend
         return Long.MAX_VALUE;
     }
 
+    /** Whether checkpoints (not savepoints) are incremental (RocksDB only). */
+    boolean incrementalCheckpoints() {
+        return false;
+    }
+
     /** The checkpoint directory from Flink's configuration (current and classic keys). */
     static String configuredCheckpointDirectory(ReadableConfig config) {
         return config.get(CheckpointingOptions.CHECKPOINTS_DIRECTORY);
@@ -75,6 +80,7 @@ public abstract class AbstractNativeBackend
         return NativeBackends.createKeyedStateBackend(
                 kind(),
                 maxStateSize(),
+                incrementalCheckpoints(),
                 LatencyTrackingStateConfig.newBuilder().configure(latencyTracking),
                 parameters);
     }

@@ -1,29 +1,44 @@
 package io.statebackend;
 
 import io.statebackend.internal.NativeBackends;
+import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.runtime.state.CheckpointStorage;
 import org.apache.flink.runtime.state.storage.FileSystemCheckpointStorage;
+import org.apache.flink.util.TernaryBoolean;
 
 /**
  * Working state in an embedded RocksDB under the task manager's temporary directories, snapshots
  * written under a checkpoint URI through Flink's file systems.
  *
- * <p>Snapshots are full snapshots; {@code incremental} is recorded for the incremental checkpoints
- * that follow ({@code IncrementalRemoteKeyedStateHandle}).
+ * <p>With {@code incremental}, checkpoints upload only the RocksDB files the last completed
+ * checkpoint did not have, as Flink's {@code IncrementalRemoteKeyedStateHandle} (shared SST files
+ * counted by Flink's shared state registry); otherwise, and for savepoints, snapshots are full and
+ * self-contained.
  */
 public class NativeRocksDBBackend extends AbstractNativeBackend {
     private static final long serialVersionUID = 1L;
 
     private final String checkpointUri;
-    private final boolean incremental;
+
+    /** UNDEFINED: taken from {@code state.backend.incremental} when configured. */
+    private final TernaryBoolean incremental;
+
     private final FileSystemCheckpointStorage storage;
 
+    /**
+     * Incremental checkpoints as {@code state.backend.incremental} says (off unless configured).
+     */
     public NativeRocksDBBackend(String checkpointUri) {
-        this(checkpointUri, false);
+        this(checkpointUri, TernaryBoolean.UNDEFINED);
     }
 
+    /** Incremental checkpoints on or off, whatever the configuration says. */
     public NativeRocksDBBackend(String checkpointUri, boolean incremental) {
+        this(checkpointUri, TernaryBoolean.fromBoolean(incremental));
+    }
+
+    private NativeRocksDBBackend(String checkpointUri, TernaryBoolean incremental) {
         this.checkpointUri = NativeFsBackend.requireUri(checkpointUri);
         this.incremental = incremental;
         this.storage = new FileSystemCheckpointStorage(checkpointUri);
@@ -34,7 +49,13 @@ public class NativeRocksDBBackend extends AbstractNativeBackend {
     }
 
     public boolean isIncremental() {
-        return incremental;
+        return incremental.getOrDefault(
+                CheckpointingOptions.INCREMENTAL_CHECKPOINTS.defaultValue());
+    }
+
+    @Override
+    boolean incrementalCheckpoints() {
+        return isIncremental();
     }
 
     @Override
@@ -49,7 +70,10 @@ public class NativeRocksDBBackend extends AbstractNativeBackend {
 
     @Override
     public NativeRocksDBBackend configure(ReadableConfig config, ClassLoader classLoader) {
-        return configureShared(new NativeRocksDBBackend(checkpointUri, incremental), config);
+        TernaryBoolean resolved =
+                incremental.resolveUndefined(
+                        config.get(CheckpointingOptions.INCREMENTAL_CHECKPOINTS));
+        return configureShared(new NativeRocksDBBackend(checkpointUri, resolved), config);
     }
 
     @Override
@@ -57,7 +81,7 @@ public class NativeRocksDBBackend extends AbstractNativeBackend {
         return "NativeRocksDBBackend (checkpoints: "
                 + checkpointUri
                 + ", incremental: "
-                + incremental
+                + isIncremental()
                 + ")";
     }
 }

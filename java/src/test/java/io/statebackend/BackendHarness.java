@@ -76,17 +76,19 @@ final class BackendHarness implements AutoCloseable {
 
     KeyedStateHandle snapshot(NativeKeyedStateBackend<Integer> keyed, long checkpointId)
             throws Exception {
+        return snapshot(keyed, checkpointId, CheckpointOptions.forCheckpointWithDefaultLocation());
+    }
+
+    KeyedStateHandle snapshot(
+            NativeKeyedStateBackend<Integer> keyed, long checkpointId, CheckpointOptions options)
+            throws Exception {
         CheckpointStreamFactory streams =
                 storage.resolveCheckpointStorageLocation(
                         checkpointId,
                         org.apache.flink.runtime.state.CheckpointStorageLocationReference
                                 .getDefault());
         RunnableFuture<SnapshotResult<KeyedStateHandle>> future =
-                keyed.snapshot(
-                        checkpointId,
-                        0L,
-                        streams,
-                        CheckpointOptions.forCheckpointWithDefaultLocation());
+                keyed.snapshot(checkpointId, 0L, streams, options);
         future.run();
         return future.get().getJobManagerOwnedSnapshot();
     }

@@ -3,12 +3,14 @@ package io.statebackend;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.RunnableFuture;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.JobID;
@@ -18,6 +20,9 @@ import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ReducingState;
 import org.apache.flink.api.common.state.ReducingStateDescriptor;
+import org.apache.flink.api.common.state.State;
+import org.apache.flink.api.common.state.StateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeutils.base.StringSerializer;
@@ -161,9 +166,110 @@ class CanonicalSavepointTest {
         }
     }
 
+    /**
+     * State TTL's {@code cleanupFullSnapshot} in canonical savepoints: values, list elements and
+     * map entries expired when the savepoint is taken are left out, as Flink's RocksDB backend
+     * does. Read back with a clock at 0, so that the TTL layer hides nothing.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("ours")
+    void ttlCleanupFullSnapshotLeavesExpiredValuesOut(String name) throws Exception {
+        StateTtlConfig ttl =
+                StateTtlConfig.newBuilder(Duration.ofMillis(1000)).cleanupFullSnapshot().build();
+        ValueStateDescriptor<Long> valueDesc = new ValueStateDescriptor<>("tv", Long.class);
+        ListStateDescriptor<String> listDesc = new ListStateDescriptor<>("tl", String.class);
+        MapStateDescriptor<String, Integer> mapDesc =
+                new MapStateDescriptor<>("tm", String.class, Integer.class);
+        valueDesc.enableTimeToLive(ttl);
+        listDesc.enableTimeToLive(ttl);
+        mapDesc.enableTimeToLive(ttl);
+        AtomicLong now = new AtomicLong(10_000);
+        try (MockEnvironment env =
+                new MockEnvironmentBuilder().setMaxParallelism(MAX_PARALLELISM).build()) {
+            CheckpointStorageAccess storage =
+                    new FileSystemCheckpointStorage(dir.resolve("ttl-savepoints").toUri())
+                            .createCheckpointStorage(new JobID());
+            storage.initializeBaseLocationsForCheckpoint();
+            KeyGroupRange all = KeyGroupRange.of(0, MAX_PARALLELISM - 1);
+            AbstractKeyedStateBackend<String> source =
+                    create(backends().get(name).get(), env, all, List.of(), now::get);
+            KeyedStateHandle savepoint;
+            try {
+                ValueState<Long> value = ns(source, valueDesc);
+                ListState<String> list = ns(source, listDesc);
+                MapState<String, Integer> map = ns(source, mapDesc);
+                for (int i = 0; i < 100; i++) {
+                    source.setCurrentKey(key(i));
+                    value.update(1L);
+                    list.add("old");
+                    map.put("old", 1);
+                }
+                now.set(10_800);
+                for (int i = 50; i < 150; i++) {
+                    source.setCurrentKey(key(i));
+                    value.update(2L);
+                    list.add("new");
+                    map.put("new", 2);
+                }
+                // The first writes expired at 11,000, the second ones expire at 11,800.
+                now.set(11_500);
+                savepoint = savepoint(source, storage, 1);
+            } finally {
+                source.dispose();
+            }
+            AbstractKeyedStateBackend<String> target =
+                    create(backends().get(name).get(), env, all, List.of(savepoint), () -> 0L);
+            try {
+                ValueState<Long> value = ns(target, valueDesc);
+                ListState<String> list = ns(target, listDesc);
+                MapState<String, Integer> map = ns(target, mapDesc);
+                for (int i = 0; i < 150; i++) {
+                    target.setCurrentKey(key(i));
+                    boolean fresh = i >= 50;
+                    assertThat(value.value()).as("value of %s", i).isEqualTo(fresh ? 2L : null);
+                    List<String> elements = new ArrayList<>();
+                    Iterable<String> got = list.get();
+                    if (got != null) {
+                        got.forEach(elements::add);
+                    }
+                    assertThat(elements)
+                            .as("list of %s", i)
+                            .isEqualTo(fresh ? List.of("new") : List.of());
+                    Map<String, Integer> entries = new HashMap<>();
+                    map.entries().forEach(e -> entries.put(e.getKey(), e.getValue()));
+                    assertThat(entries)
+                            .as("map of %s", i)
+                            .isEqualTo(fresh ? Map.of("new", 2) : Map.of());
+                }
+            } finally {
+                target.dispose();
+            }
+        }
+    }
+
+    static Stream<String> ours() {
+        return Stream.of("NativeMemoryBackend", "NativeFsBackend", "NativeRocksDBBackend");
+    }
+
+    private static <S extends State> S ns(
+            AbstractKeyedStateBackend<String> backend, StateDescriptor<S, ?> desc)
+            throws Exception {
+        return backend.getPartitionedState(
+                VoidNamespace.INSTANCE, VoidNamespaceSerializer.INSTANCE, desc);
+    }
+
     /** What Flink's StateAssignmentOperation hands a subtask: the handle cut to its range. */
     private static KeyedStateHandle clip(KeyedStateHandle handle, KeyGroupRange range) {
         return handle.getIntersection(range);
+    }
+
+    private static AbstractKeyedStateBackend<String> create(
+            StateBackend backend,
+            MockEnvironment env,
+            KeyGroupRange range,
+            Collection<KeyedStateHandle> restore)
+            throws Exception {
+        return create(backend, env, range, restore, TtlTimeProvider.DEFAULT);
     }
 
     @SuppressWarnings("unchecked")
@@ -171,7 +277,8 @@ class CanonicalSavepointTest {
             StateBackend backend,
             MockEnvironment env,
             KeyGroupRange range,
-            Collection<KeyedStateHandle> restore)
+            Collection<KeyedStateHandle> restore,
+            TtlTimeProvider time)
             throws Exception {
         return (AbstractKeyedStateBackend<String>)
                 backend.createKeyedStateBackend(
@@ -183,7 +290,7 @@ class CanonicalSavepointTest {
                                 MAX_PARALLELISM,
                                 range,
                                 env.getTaskKvStateRegistry(),
-                                TtlTimeProvider.DEFAULT,
+                                time,
                                 new UnregisteredMetricsGroup(),
                                 restore,
                                 new CloseableRegistry()));

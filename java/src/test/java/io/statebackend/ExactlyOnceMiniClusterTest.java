@@ -60,13 +60,15 @@ class ExactlyOnceMiniClusterTest {
     static final List<String> duplicates = new ArrayList<>();
 
     static Stream<String> backends() {
-        return Stream.of("rocksdb", "fs", "memory");
+        return Stream.of("rocksdb", "rocksdb-incremental", "fs", "memory");
     }
 
     private static AbstractNativeBackend backend(String kind, Path checkpoints) {
         switch (kind) {
             case "rocksdb":
                 return new NativeRocksDBBackend(checkpoints.toUri().toString());
+            case "rocksdb-incremental":
+                return new NativeRocksDBBackend(checkpoints.toUri().toString(), true);
             case "fs":
                 return new NativeFsBackend(checkpoints.toUri().toString());
             default:

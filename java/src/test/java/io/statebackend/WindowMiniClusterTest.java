@@ -70,7 +70,7 @@ class WindowMiniClusterTest {
 
     static Stream<Arguments> runs() {
         List<Arguments> runs = new ArrayList<>();
-        for (String backend : List.of("rocksdb", "fs", "memory")) {
+        for (String backend : List.of("rocksdb", "rocksdb-incremental", "fs", "memory")) {
             for (String window : List.of("tumbling", "session")) {
                 runs.add(Arguments.of(backend, window));
             }
@@ -82,6 +82,8 @@ class WindowMiniClusterTest {
         switch (kind) {
             case "rocksdb":
                 return new NativeRocksDBBackend(checkpoints.toUri().toString());
+            case "rocksdb-incremental":
+                return new NativeRocksDBBackend(checkpoints.toUri().toString(), true);
             case "fs":
                 return new NativeFsBackend(checkpoints.toUri().toString());
             default:

@@ -8,6 +8,7 @@ import java.util.Map;
 import org.apache.flink.api.common.state.StateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.base.ListSerializer;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.state.CompositeKeySerializationUtils;
@@ -26,7 +27,9 @@ import org.apache.flink.runtime.state.metainfo.StateMetaInfoSnapshot;
  * key]} (the lengths only when key and namespace serializers are both variable-sized).
  *
  * <p>The native point-in-time view and copies of the timer queues are taken when this object is
- * created (the synchronous phase); the entries are read in the asynchronous phase.
+ * created (the synchronous phase); the entries are read in the asynchronous phase, through the
+ * states' snapshot transformers (state TTL's {@code cleanupFullSnapshot} leaves expired values out,
+ * as Flink's RocksDB backend does in its savepoints).
  */
 final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
     private final NativeHandle backend;
@@ -39,6 +42,12 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
     /** Per native state id: whether its composite keys carry lengths. */
     private final boolean[] ambiguous;
 
+    /**
+     * Per native state id: Flink's snapshot transformer over its canonical values (state TTL's
+     * {@code cleanupFullSnapshot}), or null.
+     */
+    private final NativeSnapshotStrategy.ValueFilter[] filters;
+
     private final List<HeapPriorityQueueStateSnapshot<?>> queues = new ArrayList<>();
     private long entries;
 
@@ -50,7 +59,8 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
             StreamCompressionDecorator compression,
             ClassLoader classLoader,
             Map<String, TypeSerializer<?>> registeredNamespaceSerializers,
-            List<HeapPriorityQueueStateSnapshot<?>> queueSnapshots)
+            List<HeapPriorityQueueStateSnapshot<?>> queueSnapshots,
+            NativeSnapshotStrategy.ValueFilter[] valueFilters)
             throws IOException {
         this.backend = backend;
         this.keyGroupRange = keyGroupRange;
@@ -61,6 +71,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                         numberOfKeyGroups);
         String[] names = NativeBridge.stateNames(backend.id());
         this.ambiguous = new boolean[names.length];
+        this.filters = new NativeSnapshotStrategy.ValueFilter[names.length];
         boolean keyVariable =
                 CompositeKeySerializationUtils.isSerializerTypeVariableSized(keySerializer);
         for (int id = 0; id < names.length; id++) {
@@ -78,6 +89,18 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                             && CompositeKeySerializationUtils.isSerializerTypeVariableSized(
                                     namespaceSerializer);
             metaInfos.add(keyValueMetaInfo(name, decoded));
+            if (valueFilters != null && id < valueFilters.length && valueFilters[id] != null) {
+                // Values and map values are stored as the savepoint carries them; lists are
+                // filtered element by element, as in full snapshots.
+                filters[id] =
+                        decoded.type == StateDescriptor.Type.LIST
+                                ? NativeSnapshotStrategy.ValueFilter.delimitedList(
+                                        ((ListSerializer<?>)
+                                                        decoded.valueSerializer.restoreSerializer())
+                                                .getElementSerializer(),
+                                        valueFilters[id])
+                                : valueFilters[id];
+            }
         }
         for (HeapPriorityQueueStateSnapshot<?> queue : queueSnapshots) {
             queues.add(queue);
@@ -247,11 +270,23 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
             valid = true;
         }
 
-        /** Reads the next native entry into the pending fields, if there is none yet. */
+        /**
+         * Reads the next native entry that the state's filter keeps into the pending fields, if
+         * there is none yet.
+         */
         private void readAhead() throws IOException {
-            if (pending || nativeDone) {
-                return;
+            while (!pending && !nativeDone) {
+                readOne();
+                NativeSnapshotStrategy.ValueFilter filter = pending ? filters[pendingState] : null;
+                if (filter != null) {
+                    pendingValue = filter.filter(pendingValue);
+                    pending = pendingValue != null;
+                }
             }
+        }
+
+        /** Reads the next native entry into the pending fields. */
+        private void readOne() throws IOException {
             if (batch == null || batch.available() == 0) {
                 int r;
                 do {

@@ -7,6 +7,7 @@ import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.runtime.execution.Environment;
 import org.apache.flink.runtime.state.BackendBuildingException;
 import org.apache.flink.runtime.state.DefaultOperatorStateBackendBuilder;
+import org.apache.flink.runtime.state.IncrementalRemoteKeyedStateHandle;
 import org.apache.flink.runtime.state.InternalKeyContextImpl;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupsStateHandle;
@@ -47,11 +48,13 @@ public final class NativeBackends {
 
     /**
      * A keyed backend for one subtask, restored from {@code parameters.getStateHandles()}. Loads
-     * the native library on first use.
+     * the native library on first use. With {@code incremental} (RocksDB only), checkpoints are
+     * incremental ({@link NativeIncrementalSnapshotStrategy}).
      */
     public static <K> NativeKeyedStateBackend<K> createKeyedStateBackend(
             Kind kind,
             long maxStateSize,
+            boolean incremental,
             LatencyTrackingStateConfig.Builder latencyTracking,
             KeyedStateBackendParameters<K> parameters)
             throws IOException {
@@ -71,17 +74,25 @@ public final class NativeBackends {
                     canonical.add(handle);
                     continue;
                 }
-                if (!(handle instanceof KeyGroupsStateHandle)) {
+                RestoreSource source;
+                if (handle instanceof KeyGroupsStateHandle) {
+                    source =
+                            new RestoreSource(
+                                    ((KeyGroupsStateHandle) handle).getDelegateStateHandle());
+                } else if (handle instanceof IncrementalRemoteKeyedStateHandle) {
+                    source = RestoreSource.of((IncrementalRemoteKeyedStateHandle) handle);
+                } else {
                     throw new IllegalStateException(
                             kind.label
                                     + " cannot restore from "
                                     + handle.getClass().getName()
-                                    + ": it restores its own full snapshots (KeyGroupsStateHandle)"
-                                    + " and canonical savepoints (KeyGroupsSavepointStateHandle)");
+                                    + ": it restores its own snapshots (KeyGroupsStateHandle,"
+                                    + " IncrementalRemoteKeyedStateHandle) and canonical savepoints"
+                                    + " (KeyGroupsSavepointStateHandle)");
                 }
-                sources.add(
-                        new RestoreSource(
-                                ((KeyGroupsStateHandle) handle).getDelegateStateHandle()));
+                // Cancelling the restore closes the streams it reads.
+                parameters.getCancelStreamRegistry().registerCloseable(source);
+                sources.add(source);
             }
             id =
                     NativeBridge.open(
@@ -108,6 +119,7 @@ public final class NativeBackends {
         NativeKeyedStateBackend<K> backend =
                 new NativeKeyedStateBackend<>(
                         new NativeHandle(id),
+                        incremental,
                         kind.label
                                 + " keyed state of "
                                 + parameters.getOperatorIdentifier()

@@ -198,4 +198,33 @@ final class NativeBridge {
             NativeSnapshotStrategy.ValueFilter[] filters);
 
     static native void snapshotRelease(long pending);
+
+    /**
+     * The synchronous phase of an incremental RocksDB snapshot: an upload id for the calls below.
+     */
+    static native long snapshotIncremental(long handle, long checkpointId);
+
+    /** Names of the shared (immutable SST) or private files of an incremental snapshot. */
+    static native String[] uploadFiles(long upload, boolean shared);
+
+    /**
+     * Copies one file of an incremental snapshot into {@code out}; returns the record that lets a
+     * later snapshot refer to this copy ({@link #uploadReuse}).
+     */
+    static native byte[] uploadFile(
+            long upload, String file, OutputStream out, byte[] chunk, String outName);
+
+    /**
+     * Refers to a shared file stored for an earlier snapshot; false if this one has no such file.
+     */
+    static native boolean uploadReuse(long upload, byte[] record);
+
+    /**
+     * Writes the meta stream once every file is stored: {@code [meta bytes, bytes of all files,
+     * bytes uploaded by this snapshot]}. Consumes the upload.
+     */
+    static native long[] uploadFinish(long upload, OutputStream out, byte[] chunk, String outName);
+
+    /** Drops an upload that will not be finished (its local hard links go). */
+    static native void uploadRelease(long upload);
 }

@@ -72,6 +72,9 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     private final HeapPriorityQueueSetFactory priorityQueueFactory;
     private final NativeSnapshotStrategy snapshotStrategy;
 
+    /** Incremental checkpoints (RocksDB with incremental on), or null: full snapshots. */
+    private final NativeIncrementalSnapshotStrategy incrementalStrategy;
+
     /**
      * Flink's snapshot transformers by native state id (state TTL's {@code cleanupFullSnapshot}
      * drops expired values from full snapshots). Task thread only.
@@ -85,6 +88,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
 
     NativeKeyedStateBackend(
             NativeHandle handle,
+            boolean incremental,
             String description,
             TaskKvStateRegistry kvStateRegistry,
             TypeSerializer<K> keySerializer,
@@ -110,6 +114,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         this.priorityQueueFactory = priorityQueueFactory;
         this.snapshotStrategy =
                 new NativeSnapshotStrategy(handle, keyGroupRange, this::snapshotFilters);
+        this.incrementalStrategy =
+                incremental ? new NativeIncrementalSnapshotStrategy(handle, keyGroupRange) : null;
         this.queuesManager =
                 new HeapPriorityQueuesManager(
                         queues, priorityQueueFactory, keyGroupRange, numberOfKeyGroups);
@@ -526,6 +532,15 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
             // raw keyed state Flink writes itself).
             return DoneFuture.of(SnapshotResult.empty());
         }
+        if (incrementalStrategy != null && !checkpointOptions.getCheckpointType().isSavepoint()) {
+            return new SnapshotStrategyRunner<>(
+                            description,
+                            incrementalStrategy,
+                            cancelStreamRegistry,
+                            SnapshotExecutionType.ASYNCHRONOUS)
+                    .snapshot(checkpointId, timestamp, streamFactory, checkpointOptions);
+        }
+        // Full snapshots, and native savepoints (self-contained) of an incremental backend.
         return new SnapshotStrategyRunner<>(
                         description,
                         snapshotStrategy,
@@ -551,12 +566,24 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                         keyGroupCompressionDecorator,
                         userCodeClassLoader,
                         namespaceSerializers,
-                        queueSnapshots),
+                        queueSnapshots,
+                        snapshotFilters()),
                 SnapshotExecutionType.ASYNCHRONOUS);
     }
 
     @Override
-    public void notifyCheckpointComplete(long checkpointId) {}
+    public void notifyCheckpointComplete(long checkpointId) {
+        if (incrementalStrategy != null) {
+            incrementalStrategy.notifyCheckpointComplete(checkpointId);
+        }
+    }
+
+    @Override
+    public void notifyCheckpointAborted(long checkpointId) {
+        if (incrementalStrategy != null) {
+            incrementalStrategy.notifyCheckpointAborted(checkpointId);
+        }
+    }
 
     // ---- lifecycle ------------------------------------------------------------------------------
 

@@ -1,9 +1,13 @@
 package io.statebackend.internal;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.function.Supplier;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.core.fs.CloseableRegistry;
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.checkpoint.CheckpointOptions;
 import org.apache.flink.runtime.state.CheckpointStateOutputStream;
 import org.apache.flink.runtime.state.CheckpointStreamFactory;
@@ -69,6 +73,41 @@ final class NativeSnapshotStrategy
                 byte[] result = new byte[out.length + 1];
                 System.arraycopy(out, 0, result, 1, out.length);
                 return result;
+            };
+        }
+
+        /**
+         * {@code element} over each element of a list in Flink's delimited format (serialized
+         * elements separated by {@code ','}, as canonical savepoints carry lists): the kept
+         * elements, or null if none is left. {@code elementSerializer} finds where each element
+         * ends.
+         */
+        static ValueFilter delimitedList(TypeSerializer<?> elementSerializer, ValueFilter element) {
+            return list -> {
+                DataInputDeserializer in = new DataInputDeserializer(list);
+                DataOutputSerializer out = new DataOutputSerializer(list.length);
+                boolean any = false;
+                try {
+                    while (in.available() > 0) {
+                        int start = in.getPosition();
+                        elementSerializer.deserialize(in);
+                        byte[] kept =
+                                element.filter(Arrays.copyOfRange(list, start, in.getPosition()));
+                        if (in.available() > 0) {
+                            in.readByte(); // the delimiter
+                        }
+                        if (kept != null) {
+                            if (any) {
+                                out.write(',');
+                            }
+                            out.write(kept);
+                            any = true;
+                        }
+                    }
+                } catch (IOException e) {
+                    throw new UncheckedIOException("splitting a list into its elements", e);
+                }
+                return any ? out.getCopyOfBuffer() : null;
             };
         }
     }

@@ -15,20 +15,23 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Flink's own state backend conformance suite ({@link StateBackendTestBase}, from flink-runtime's
- * test-jar) against {@link NativeRocksDBBackend}: snapshots go to a {@code file://} checkpoint
- * directory (the backend is its own checkpoint storage). Suite switches and their reasons:
- * docs/flink.md, "Conformance suite".
+ * test-jar) against {@link NativeRocksDBBackend}, with full and with incremental checkpoints:
+ * snapshots go to a {@code file://} checkpoint directory (the backend is its own checkpoint
+ * storage). Suite switches and their reasons: docs/flink.md, "Conformance suite".
  */
 @ExtendWith(ParameterizedTestExtension.class)
 public class NativeRocksDBBackendTest extends StateBackendTestBase<AbstractStateBackend> {
     @TempDir private static Path tempFolder;
 
-    @Parameters(name = "storage = {0}")
+    @Parameters(name = "checkpoints = {0}")
     public static List<Object[]> modes() {
-        return List.<Object[]>of(new Object[] {"file"});
+        return List.<Object[]>of(new Object[] {"full"}, new Object[] {"incremental"});
     }
 
-    @Parameter public String storage;
+    /**
+     * Full: {@code KeyGroupsStateHandle}; incremental: {@code IncrementalRemoteKeyedStateHandle}.
+     */
+    @Parameter public String checkpoints;
 
     /** One checkpoint directory per test: every backend the test creates writes there. */
     private String checkpointUri;
@@ -38,7 +41,7 @@ public class NativeRocksDBBackendTest extends StateBackendTestBase<AbstractState
         if (checkpointUri == null) {
             checkpointUri = Files.createTempDirectory(tempFolder, "checkpoints").toUri().toString();
         }
-        return new NativeRocksDBBackend(checkpointUri);
+        return new NativeRocksDBBackend(checkpointUri, checkpoints.equals("incremental"));
     }
 
     @Override
