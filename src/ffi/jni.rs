@@ -20,7 +20,7 @@
 //! go into the output buffer; calls return the result's length, [`ABSENT`] when there
 //! is none, or `-(needed) - 2` when the output buffer is too small (Java grows it and
 //! calls again). These calls enter the `jni` crate's environment wrapper only to throw
-//! (see [`access`]).
+//! (see `access`).
 
 use super::handles::{HandleTable, LockedTable, Unusable};
 use crate::backend::StateBackend;
