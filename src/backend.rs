@@ -382,6 +382,30 @@ impl StateBackend {
         self.store.map_put(s, kg, key, ns, user_key, value)
     }
 
+    /// Puts several (user key, value) pairs into one map, as Flink's `putAll` hands
+    /// them over: `entries` in the list encoding (see [`crate::codec::ListElements`]),
+    /// user key and value alternately. Checked whole before anything is written.
+    pub fn map_put_all_encoded(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        entries: &[u8],
+    ) -> Result<()> {
+        self.check(s, StateKind::Map, kg, &[key, ns, entries])?;
+        if crate::codec::validate_list(entries).is_none_or(|n| n % 2 != 0) {
+            return Err(Error::invalid(
+                "malformed map entries (user key and value alternately)",
+            ));
+        }
+        let mut fields = ListElements::new(entries);
+        while let (Some(user_key), Some(value)) = (fields.next(), fields.next()) {
+            self.store.map_put(s, kg, key, ns, user_key, value)?;
+        }
+        Ok(())
+    }
+
     pub fn map_remove(
         &mut self,
         s: StateId,

@@ -593,3 +593,36 @@ fn snapshot_filters_drop_and_rewrite_values_list_elements_and_map_values() {
         }
     }
 }
+
+#[test]
+fn map_put_all_writes_every_pair_or_nothing() {
+    for kind in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = StateBackend::open(config(kind, dir.path(), 4, 0, 1)).unwrap();
+        let m = b.register_state("m", StateKind::Map, b"").unwrap();
+        let v = b.register_state("v", StateKind::Value, b"").unwrap();
+        let mut entries = Vec::new();
+        for (uk, value) in [(&b"a"[..], &b"1"[..]), (b"b", b""), (b"a", b"2")] {
+            statebackend::codec::put_list_element(&mut entries, uk);
+            statebackend::codec::put_list_element(&mut entries, value);
+        }
+        b.map_put_all_encoded(m, 0, b"k", b"", &entries).unwrap();
+        assert_eq!(
+            b.map_entries(m, 0, b"k", b"").unwrap(),
+            vec![
+                (b"a".to_vec(), b"2".to_vec()),
+                (b"b".to_vec(), b"".to_vec())
+            ],
+            "{kind:?}: pairs apply in order, the last of equal user keys wins"
+        );
+        // An odd number of fields, a truncated field, the wrong kind: nothing written.
+        let mut odd = Vec::new();
+        statebackend::codec::put_list_element(&mut odd, b"c");
+        assert!(b.map_put_all_encoded(m, 0, b"k2", b"", &odd).is_err());
+        assert!(b
+            .map_put_all_encoded(m, 0, b"k2", b"", &entries[..entries.len() - 1])
+            .is_err());
+        assert!(b.map_put_all_encoded(v, 0, b"k2", b"", &entries).is_err());
+        assert!(b.map_is_empty(m, 0, b"k2", b"").unwrap(), "{kind:?}");
+    }
+}

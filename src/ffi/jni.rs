@@ -11,14 +11,18 @@
 //! Backends, key iterators and pending snapshots are `long` ids from generation-checked
 //! handle tables (`super::handles`): a closed or forged id fails to resolve.
 //!
-//! Hot path: one call per state access, no Java allocation. Java writes the fields of
-//! an access one after another into a reusable direct `ByteBuffer` (`key ‖ namespace ‖
-//! user key ‖ value`, as the call needs) and passes their lengths. Results go into a
-//! second direct buffer; calls return the result's length, [`ABSENT`] when there is
-//! none, or `-(needed) - 2` when the output buffer is too small (Java grows it and
-//! calls again).
+//! Hot path: one call per state access, no Java allocation, no JNI call back into the
+//! JVM. Each Java thread's accessor registers a pair of direct `ByteBuffer`s once
+//! (`bind`, again after it grew one): the backend keeps their addresses and a global
+//! reference to each, and Java passes the pair's channel id and plain ints. Java
+//! writes the fields of an access one after another into the input buffer (`key ‖
+//! namespace ‖ user key ‖ value`, as the call needs) and passes their lengths. Results
+//! go into the output buffer; calls return the result's length, [`ABSENT`] when there
+//! is none, or `-(needed) - 2` when the output buffer is too small (Java grows it and
+//! calls again). These calls enter the `jni` crate's environment wrapper only to throw
+//! (see `access`).
 
-use super::handles::HandleTable;
+use super::handles::{HandleTable, LockedTable, Unusable};
 use crate::backend::StateBackend;
 use crate::codec::ListElements;
 use crate::config::{BackendKind, Config};
@@ -31,9 +35,7 @@ use crate::snapshot::{PendingSnapshot, SnapshotFilter, SnapshotHandle};
 use crate::state::{StateId, StateKind};
 use crate::storage::source::SnapshotSource;
 use ::jni::errors::ErrorPolicy;
-use ::jni::objects::{
-    JByteArray, JByteBuffer, JClass, JIntArray, JLongArray, JObject, JObjectArray, JString,
-};
+use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JObjectArray, JString};
 use ::jni::refs::Global;
 use ::jni::sys::{jboolean, jint, jlong};
 use ::jni::vm::JavaVM;
@@ -41,6 +43,7 @@ use ::jni::{jni_sig, jni_str, Env, EnvUnowned, JValue};
 use std::cell::RefCell;
 use std::io::Write;
 use std::iter::Peekable;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Returned by reads when there is no entry.
@@ -148,15 +151,55 @@ fn run<'l, T: Default>(env: &mut EnvUnowned<'l>, body: impl FnOnce(&mut Env<'l>)
     env.with_env(body).resolve::<ThrowJava>()
 }
 
-// ---- handles -----------------------------------------------------------------------
-
-/// One backend and a scratch buffer reused by reads.
-struct BackendCell {
-    backend: StateBackend,
-    scratch: Vec<u8>,
+/// Runs the body of a state access, which needs no JNI environment: as [`run`], but
+/// the `jni` crate's wrapper (thread-attachment bookkeeping and exception checks,
+/// about 55 ns a call, against 7 ns for the bare JNI transition) is only entered to
+/// throw.
+#[inline(always)]
+fn access<'l, T: Default>(env: &mut EnvUnowned<'l>, body: impl FnOnce() -> Res<T>) -> T {
+    match std::panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(failure)) => throw_failure(env, failure),
+        Err(payload) => throw_panic(env, payload),
+    }
 }
 
-static BACKENDS: HandleTable<Mutex<BackendCell>> = HandleTable::new(0x4a);
+#[cold]
+#[inline(never)]
+fn throw_failure<'l, T: Default>(env: &mut EnvUnowned<'l>, failure: Failure) -> T {
+    run(env, |_| Err(failure))
+}
+
+#[cold]
+#[inline(never)]
+fn throw_panic<'l, T: Default>(
+    env: &mut EnvUnowned<'l>,
+    payload: Box<dyn std::any::Any + Send + 'static>,
+) -> T {
+    // Re-raised inside `run`, whose policy turns it into the Java exception.
+    run(env, |_| std::panic::resume_unwind(payload))
+}
+
+// ---- handles -----------------------------------------------------------------------
+
+/// One backend, scratch space reused by reads, and the buffers Java registered.
+struct BackendCell {
+    backend: StateBackend,
+    scratch: Scratch,
+    channels: Channels,
+}
+
+/// Reused by reads: no allocation per call once warm.
+#[derive(Default)]
+struct Scratch {
+    bytes: Vec<u8>,
+    /// `(start, user key end, end)` of each map entry encoded in `bytes` (`u32be(len) ‖
+    /// user key ‖ u32be(len) ‖ value`).
+    spans: Vec<(usize, usize, usize)>,
+}
+
+/// Backends are used under their lock on every call: the table's slots are the locks.
+static BACKENDS: LockedTable<BackendCell> = LockedTable::new(0x4a);
 static KEY_ITERS: HandleTable<Mutex<Peekable<KeysIter>>> = HandleTable::new(0x4b);
 static PENDING: HandleTable<Mutex<Option<PendingSnapshot>>> = HandleTable::new(0x4c);
 static ENTRY_ITERS: HandleTable<Mutex<Peekable<EntriesIter>>> = HandleTable::new(0x4d);
@@ -171,12 +214,119 @@ fn lock<T>(m: &Mutex<T>) -> Res<MutexGuard<'_, T>> {
 }
 
 /// Runs `f` on the backend behind `handle`, under its lock.
+#[inline]
 fn with_backend<T>(handle: jlong, f: impl FnOnce(&mut BackendCell) -> Res<T>) -> Res<T> {
-    let cell = BACKENDS
-        .get(handle as u64)
-        .ok_or(Failure::Closed(CLOSED_BACKEND))?;
-    let mut guard = lock(&cell)?;
-    f(&mut guard)
+    match BACKENDS.with(handle as u64, f) {
+        Ok(r) => r,
+        Err(Unusable::Closed) => Err(Failure::Closed(CLOSED_BACKEND)),
+        // A panic under the lock may have left the backend half-updated.
+        Err(Unusable::Poisoned) => Err(Failure::Closed("unusable after an earlier native panic")),
+    }
+}
+
+/// Runs `f` on the backend behind `handle` with the buffers of `channel`: the input
+/// (the fields Java wrote) and the output (for results).
+#[inline]
+fn with_channel<T>(
+    handle: jlong,
+    channel: jint,
+    f: impl FnOnce(&mut StateBackend, &mut Scratch, &[u8], &mut [u8]) -> Res<T>,
+) -> Res<T> {
+    with_backend(handle, |c| {
+        let BackendCell {
+            backend,
+            scratch,
+            channels,
+        } = c;
+        let ch = channels.get(channel)?;
+        // SAFETY: the channel's global references keep both buffers, and so their
+        // memory, alive while they are registered; they do not overlap (checked by
+        // `bind`); the Java thread that owns them waits in this call.
+        let (input, output) = unsafe {
+            (
+                std::slice::from_raw_parts(ch.input.0, ch.input.1),
+                std::slice::from_raw_parts_mut(ch.output.0, ch.output.1),
+            )
+        };
+        f(backend, scratch, input, output)
+    })
+}
+
+// ---- registered buffers ---------------------------------------------------------------
+
+/// A pair of direct buffers registered by one Java accessor: `input` receives the
+/// fields of each access, `output` its results. The global references keep the buffer
+/// objects, and so the memory behind the addresses, alive while they are registered.
+struct Channel {
+    _refs: [Global<JByteBuffer<'static>>; 2],
+    input: (*const u8, usize),
+    output: (*mut u8, usize),
+}
+
+// SAFETY: the addresses point into memory the global references keep alive, reached
+// only under the backend's lock.
+unsafe impl Send for Channel {}
+
+/// The registered buffer pairs of one backend. A channel id is `generation << 16 |
+/// index`, so a released id does not reach the pair that reuses its slot.
+#[derive(Default)]
+struct Channels {
+    slots: Vec<(u16, Option<Channel>)>,
+}
+
+const CHANNEL_INDEX_BITS: u32 = 16;
+const MAX_CHANNELS: usize = 1 << CHANNEL_INDEX_BITS;
+
+impl Channels {
+    #[inline]
+    fn get(&self, id: jint) -> Res<&Channel> {
+        let index = (id as u32 & (MAX_CHANNELS as u32 - 1)) as usize;
+        match self.slots.get(index) {
+            Some((generation, Some(ch))) if id >= 0 && channel_id(index, *generation) == id => {
+                Ok(ch)
+            }
+            _ => Err(Failure::Argument(format!("unknown buffer channel {id}"))),
+        }
+    }
+
+    /// Registers `ch` as a new channel (`id` -1) or in place of channel `id`; the id and
+    /// the pair it replaces (to drop outside the lock).
+    fn bind(&mut self, id: jint, ch: Channel) -> Res<(jint, Option<Channel>)> {
+        if id >= 0 {
+            self.get(id)?;
+            let index = (id as u32 & (MAX_CHANNELS as u32 - 1)) as usize;
+            let old = self.slots[index].1.replace(ch);
+            return Ok((id, old));
+        }
+        let index = match self.slots.iter().position(|(_, ch)| ch.is_none()) {
+            Some(index) => index,
+            None if self.slots.len() < MAX_CHANNELS => {
+                self.slots.push((0, None));
+                self.slots.len() - 1
+            }
+            None => {
+                return Err(Failure::Argument(format!(
+                    "more than {MAX_CHANNELS} registered buffer pairs"
+                )))
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.1 = Some(ch);
+        Ok((channel_id(index, slot.0), None))
+    }
+
+    /// Unregisters channel `id`; the pair (to drop outside the lock).
+    fn release(&mut self, id: jint) -> Res<Option<Channel>> {
+        self.get(id)?;
+        let index = (id as u32 & (MAX_CHANNELS as u32 - 1)) as usize;
+        let slot = &mut self.slots[index];
+        slot.0 = (slot.0 + 1) & 0x7fff;
+        Ok(slot.1.take())
+    }
+}
+
+fn channel_id(index: usize, generation: u16) -> jint {
+    (i32::from(generation) << CHANNEL_INDEX_BITS) | index as jint
 }
 
 // ---- buffers -----------------------------------------------------------------------
@@ -185,8 +335,10 @@ fn with_backend<T>(handle: jlong, f: impl FnOnce(&mut BackendCell) -> Res<T>) ->
 /// the buffer object is reachable (it is, for the duration of the native call) and used by
 /// one thread at a time (Java's buffers belong to the task thread).
 fn direct(env: &Env<'_>, buf: &JByteBuffer<'_>) -> Res<(*mut u8, usize)> {
-    let ptr = env.get_direct_buffer_address(buf)?;
-    let cap = env.get_direct_buffer_capacity(buf)?;
+    // A heap buffer (or null) has no address: the `jni` crate reports a null pointer.
+    let not_direct = |e| Failure::Argument(format!("not a direct buffer ({e})"));
+    let ptr = env.get_direct_buffer_address(buf).map_err(not_direct)?;
+    let cap = env.get_direct_buffer_capacity(buf).map_err(not_direct)?;
     if ptr.is_null() {
         return Err(Failure::Argument("not a direct buffer".into()));
     }
@@ -233,26 +385,6 @@ fn input_fields<'b, const N: usize>(
     lens: [jint; N],
 ) -> Res<[&'b [u8]; N]> {
     fields(direct_bytes(env, input)?, lens)
-}
-
-/// The output buffer, checked not to overlap the input.
-fn output<'b>(
-    env: &Env<'_>,
-    input: &JByteBuffer<'_>,
-    out: &'b mut JByteBuffer<'_>,
-) -> Res<&'b mut [u8]> {
-    let (o, o_cap) = direct(env, out)?;
-    let (i, i_cap) = direct(env, input)?;
-    let (o_start, o_end) = (o as usize, o as usize + o_cap);
-    let (i_start, i_end) = (i as usize, i as usize + i_cap);
-    if o_start < i_end && i_start < o_end {
-        return Err(Failure::Argument(
-            "the input and output buffers must not overlap".into(),
-        ));
-    }
-    // SAFETY: see `direct`; the only mutable view of this memory in the call (no overlap
-    // with the input).
-    Ok(unsafe { std::slice::from_raw_parts_mut(o, o_cap) })
 }
 
 /// The code for "the output buffer needs `needed` bytes".
@@ -613,10 +745,11 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
             handles.push(handle);
         }
         let backend = StateBackend::restore_with_storage(config, None, &handles)?;
-        let id = BACKENDS.insert(Mutex::new(BackendCell {
+        let id = BACKENDS.insert(BackendCell {
             backend,
-            scratch: Vec::new(),
-        }));
+            scratch: Scratch::default(),
+            channels: Channels::default(),
+        });
         Ok(id as jlong)
     })
 }
@@ -630,10 +763,9 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_close<'l>(
     handle: jlong,
 ) {
     run(&mut env, |_| {
-        if let Some(cell) = BACKENDS.remove(handle as u64) {
-            // Wait for a call holding the lock; the backend drops with the last Arc.
-            drop(cell.lock());
-        }
+        // Waits for a call holding the backend's lock; the backend (and the global
+        // references of its registered buffers) drop here.
+        drop(BACKENDS.remove(handle as u64));
         Ok(())
     })
 }
@@ -697,7 +829,72 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_numEntries<'l>
     })
 }
 
+// ---- registering buffers -----------------------------------------------------------------
+
+/// `int bind(long, int channel, ByteBuffer in, ByteBuffer out)`: registers a pair of
+/// direct buffers for the state accesses of one Java accessor; returns the channel id
+/// to pass to them. `channel` -1 registers a new pair; a channel id replaces that
+/// channel's pair (after Java grew a buffer).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_bind<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    channel: jint,
+    input: JByteBuffer<'l>,
+    out: JByteBuffer<'l>,
+) -> jint {
+    run(&mut env, |env| {
+        let (i, i_cap) = direct(env, &input)?;
+        let (o, o_cap) = direct(env, &out)?;
+        if i_cap == 0 || o_cap == 0 {
+            return Err(Failure::Argument(
+                "empty buffers cannot be registered".into(),
+            ));
+        }
+        let (o_start, o_end) = (o as usize, o as usize + o_cap);
+        let (i_start, i_end) = (i as usize, i as usize + i_cap);
+        if o_start < i_end && i_start < o_end {
+            return Err(Failure::Argument(
+                "the input and output buffers must not overlap".into(),
+            ));
+        }
+        let ch = Channel {
+            _refs: [env.new_global_ref(&input)?, env.new_global_ref(&out)?],
+            input: (i, i_cap),
+            output: (o, o_cap),
+        };
+        let (id, old) = with_backend(handle, |c| c.channels.bind(channel, ch))?;
+        // The replaced pair's global references go outside the backend's lock.
+        drop(old);
+        Ok(id)
+    })
+}
+
+/// `void unbind(long, int channel)`: releases a registered pair (nothing if the backend
+/// is closed: closing released them all).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_unbind<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    channel: jint,
+) {
+    run(&mut env, |_| {
+        match with_backend(handle, |c| c.channels.release(channel)) {
+            Ok(old) => drop(old),
+            Err(Failure::Closed(_)) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    })
+}
+
 // ---- value state -----------------------------------------------------------------------
+//
+// Every state access below takes `(handle, channel, state, key group, field lengths)`:
+// the fields are read from the channel's input buffer, results written into its
+// output buffer.
 
 /// in: `key ‖ namespace`; out: the value. Returns its length, ABSENT or too-small.
 #[unsafe(no_mangle)]
@@ -706,22 +903,25 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_valueGet<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
-    mut out: JByteBuffer<'l>,
 ) -> jint {
-    run(&mut env, |env| {
-        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
-        let out = output(env, &input, &mut out)?;
-        with_backend(handle, |c| {
-            let (s, kg) = (state_id(state)?, key_group(kg)?);
-            if !c.backend.value_get(s, kg, key, ns, &mut c.scratch)? {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, scratch, input, out| {
+            let [key, ns] = fields(input, [key_len, ns_len])?;
+            if !backend.value_get(
+                state_id(state)?,
+                key_group(kg)?,
+                key,
+                ns,
+                &mut scratch.bytes,
+            )? {
                 return Ok(ABSENT);
             }
-            emit(out, &c.scratch)
+            emit(out, &scratch.bytes)
         })
     })
 }
@@ -733,18 +933,17 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_valuePut<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     value_len: jint,
 ) {
-    run(&mut env, |env| {
-        let [key, ns, value] = input_fields(env, &input, [key_len, ns_len, value_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend
-                .value_put(state_id(state)?, key_group(kg)?, key, ns, value)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, value] = fields(input, [key_len, ns_len, value_len])?;
+            Ok(backend.value_put(state_id(state)?, key_group(kg)?, key, ns, value)?)
         })
     })
 }
@@ -756,16 +955,16 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_clear<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
 ) {
-    run(&mut env, |env| {
-        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend.clear(state_id(state)?, key_group(kg)?, key, ns)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns] = fields(input, [key_len, ns_len])?;
+            Ok(backend.clear(state_id(state)?, key_group(kg)?, key, ns)?)
         })
     })
 }
@@ -779,22 +978,20 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_listGet<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
-    mut out: JByteBuffer<'l>,
 ) -> jint {
-    run(&mut env, |env| {
-        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
-        let out = output(env, &input, &mut out)?;
-        with_backend(handle, |c| {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, scratch, input, out| {
+            let [key, ns] = fields(input, [key_len, ns_len])?;
             let (s, kg) = (state_id(state)?, key_group(kg)?);
-            if !c.backend.list_get_encoded(s, kg, key, ns, &mut c.scratch)? {
+            if !backend.list_get_encoded(s, kg, key, ns, &mut scratch.bytes)? {
                 return Ok(ABSENT);
             }
-            emit(out, &c.scratch)
+            emit(out, &scratch.bytes)
         })
     })
 }
@@ -806,18 +1003,17 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_listAdd<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     element_len: jint,
 ) {
-    run(&mut env, |env| {
-        let [key, ns, element] = input_fields(env, &input, [key_len, ns_len, element_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend
-                .list_add(state_id(state)?, key_group(kg)?, key, ns, element)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, element] = fields(input, [key_len, ns_len, element_len])?;
+            Ok(backend.list_add(state_id(state)?, key_group(kg)?, key, ns, element)?)
         })
     })
 }
@@ -830,62 +1026,52 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_listAddAll<'l>
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     encoded_len: jint,
     replace: jboolean,
 ) {
-    run(&mut env, |env| {
-        let [key, ns, encoded] = input_fields(env, &input, [key_len, ns_len, encoded_len])?;
-        with_backend(handle, |c| {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, encoded] = fields(input, [key_len, ns_len, encoded_len])?;
             let (s, kg) = (state_id(state)?, key_group(kg)?);
             if replace {
-                if crate::codec::validate_list(encoded).is_none() {
-                    return Err(Failure::Argument("malformed encoded list".into()));
-                }
-                let elements: Vec<&[u8]> = ListElements::new(encoded).collect();
-                c.backend.list_update(s, kg, key, ns, &elements)?;
+                backend.list_update_encoded(s, kg, key, ns, encoded)?;
             } else {
-                c.backend.list_add_encoded(s, kg, key, ns, encoded)?;
+                backend.list_add_encoded(s, kg, key, ns, encoded)?;
             }
             Ok(())
         })
     })
 }
 
-/// in: `key ‖ target ‖ source 1 ‖ … ‖ source n` with `sourceLens` the sources'
-/// lengths: merges list or map namespaces into the target (session windows).
+/// in: `key ‖ target ‖ sources`, the source namespaces in the list encoding
+/// (`varint(len) ‖ bytes` each): merges list or map namespaces into the target
+/// (session windows).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mergeNamespaces<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     target_len: jint,
-    source_lens: JIntArray<'l>,
+    sources_len: jint,
 ) {
-    run(&mut env, |env| {
-        let n = source_lens.len(env)?;
-        let mut lens = vec![0 as jint; n];
-        source_lens.get_region(env, 0, &mut lens)?;
-        let [key, target] = input_fields(env, &input, [key_len, target_len])?;
-        let bytes = direct_bytes(env, &input)?;
-        let mut at = key.len() + target.len();
-        let mut sources = Vec::with_capacity(n);
-        for len in lens {
-            let [source] = fields(&bytes[at.min(bytes.len())..], [len])?;
-            at += source.len();
-            sources.push(source);
-        }
-        with_backend(handle, |c| {
-            Ok(c.backend.merge_namespaces(
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, target, encoded] = fields(input, [key_len, target_len, sources_len])?;
+            if crate::codec::validate_list(encoded).is_none() {
+                return Err(Failure::Argument("malformed encoded namespaces".into()));
+            }
+            let sources: Vec<&[u8]> = ListElements::new(encoded).collect();
+            Ok(backend.merge_namespaces(
                 state_id(state)?,
                 key_group(kg)?,
                 key,
@@ -906,23 +1092,21 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapGet<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     user_key_len: jint,
-    mut out: JByteBuffer<'l>,
 ) -> jint {
-    run(&mut env, |env| {
-        let [key, ns, uk] = input_fields(env, &input, [key_len, ns_len, user_key_len])?;
-        let out = output(env, &input, &mut out)?;
-        with_backend(handle, |c| {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, scratch, input, out| {
+            let [key, ns, uk] = fields(input, [key_len, ns_len, user_key_len])?;
             let (s, kg) = (state_id(state)?, key_group(kg)?);
-            if !c.backend.map_get(s, kg, key, ns, uk, &mut c.scratch)? {
+            if !backend.map_get(s, kg, key, ns, uk, &mut scratch.bytes)? {
                 return Ok(ABSENT);
             }
-            emit(out, &c.scratch)
+            emit(out, &scratch.bytes)
         })
     })
 }
@@ -934,20 +1118,41 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapPut<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     user_key_len: jint,
     value_len: jint,
 ) {
-    run(&mut env, |env| {
-        let [key, ns, uk, value] =
-            input_fields(env, &input, [key_len, ns_len, user_key_len, value_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend
-                .map_put(state_id(state)?, key_group(kg)?, key, ns, uk, value)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, uk, value] = fields(input, [key_len, ns_len, user_key_len, value_len])?;
+            Ok(backend.map_put(state_id(state)?, key_group(kg)?, key, ns, uk, value)?)
+        })
+    })
+}
+
+/// in: `key ‖ namespace ‖ entries`, the entries in the list encoding (`varint(len) ‖
+/// bytes` each), user key and value alternately: Flink's `putAll` in one call.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapPutAll<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    channel: jint,
+    state: jint,
+    kg: jint,
+    key_len: jint,
+    ns_len: jint,
+    entries_len: jint,
+) {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, entries] = fields(input, [key_len, ns_len, entries_len])?;
+            Ok(backend.map_put_all_encoded(state_id(state)?, key_group(kg)?, key, ns, entries)?)
         })
     })
 }
@@ -959,18 +1164,17 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapRemove<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     user_key_len: jint,
 ) {
-    run(&mut env, |env| {
-        let [key, ns, uk] = input_fields(env, &input, [key_len, ns_len, user_key_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend
-                .map_remove(state_id(state)?, key_group(kg)?, key, ns, uk)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, uk] = fields(input, [key_len, ns_len, user_key_len])?;
+            Ok(backend.map_remove(state_id(state)?, key_group(kg)?, key, ns, uk)?)
         })
     })
 }
@@ -982,18 +1186,17 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapContains<'l
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
     user_key_len: jint,
 ) -> jboolean {
-    run(&mut env, |env| {
-        let [key, ns, uk] = input_fields(env, &input, [key_len, ns_len, user_key_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend
-                .map_contains(state_id(state)?, key_group(kg)?, key, ns, uk)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns, uk] = fields(input, [key_len, ns_len, user_key_len])?;
+            Ok(backend.map_contains(state_id(state)?, key_group(kg)?, key, ns, uk)?)
         })
     })
 }
@@ -1005,17 +1208,16 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapIsEmpty<'l>
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
 ) -> jboolean {
-    run(&mut env, |env| {
-        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
-        with_backend(handle, |c| {
-            Ok(c.backend
-                .map_is_empty(state_id(state)?, key_group(kg)?, key, ns)?)
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [key, ns] = fields(input, [key_len, ns_len])?;
+            Ok(backend.map_is_empty(state_id(state)?, key_group(kg)?, key, ns)?)
         })
     })
 }
@@ -1035,25 +1237,38 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapEntries<'l>
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    channel: jint,
     state: jint,
     kg: jint,
-    input: JByteBuffer<'l>,
     key_len: jint,
     ns_len: jint,
-    mut out: JByteBuffer<'l>,
 ) -> jint {
-    run(&mut env, |env| {
-        let [key, ns] = input_fields(env, &input, [key_len, ns_len])?;
-        let out = output(env, &input, &mut out)?;
-        with_backend(handle, |c| {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, scratch, input, out| {
+            let [key, ns] = fields(input, [key_len, ns_len])?;
             let (s, kg) = (state_id(state)?, key_group(kg)?);
-            let BackendCell { backend, scratch } = c;
-            scratch.clear();
-            for (uk, v) in backend.map_entries(s, kg, key, ns)? {
-                put_field(scratch, &uk);
-                put_field(scratch, &v);
+            let Scratch { bytes, spans } = scratch;
+            bytes.clear();
+            spans.clear();
+            backend.map_for_each(s, kg, key, ns, &mut |uk, v| {
+                let start = bytes.len();
+                put_field(bytes, uk);
+                let user_key_end = bytes.len();
+                put_field(bytes, v);
+                spans.push((start, user_key_end, bytes.len()));
+                Ok(())
+            })?;
+            if bytes.len() > out.len() {
+                return too_small(bytes.len());
             }
-            emit(out, scratch)
+            // User keys are unique: the order is total.
+            spans.sort_unstable_by(|a, b| bytes[a.0 + 4..a.1].cmp(&bytes[b.0 + 4..b.1]));
+            let mut at = 0;
+            for &(start, _, end) in spans.iter() {
+                out[at..at + end - start].copy_from_slice(&bytes[start..end]);
+                at += end - start;
+            }
+            Ok(at as jint)
         })
     })
 }

@@ -5,6 +5,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.RunnableFuture;
 import org.apache.flink.api.common.JobID;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.base.IntSerializer;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
@@ -54,6 +55,23 @@ final class BackendHarness implements AutoCloseable {
 
     NativeKeyedStateBackend<Integer> create() throws Exception {
         return create(KeyGroupRange.of(0, MAX_PARALLELISM - 1), List.of());
+    }
+
+    /** A backend owning every key group, with keys of another type. */
+    <K> NativeKeyedStateBackend<K> create(TypeSerializer<K> keySerializer) throws Exception {
+        return backend.createKeyedStateBackend(
+                new KeyedStateBackendParametersImpl<>(
+                        env,
+                        jobId,
+                        "test-operator",
+                        keySerializer,
+                        MAX_PARALLELISM,
+                        KeyGroupRange.of(0, MAX_PARALLELISM - 1),
+                        env.getTaskKvStateRegistry(),
+                        TtlTimeProvider.DEFAULT,
+                        new UnregisteredMetricsGroup(),
+                        List.of(),
+                        new CloseableRegistry()));
     }
 
     KeyedStateHandle snapshot(NativeKeyedStateBackend<Integer> keyed, long checkpointId)

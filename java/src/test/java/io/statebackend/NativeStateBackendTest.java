@@ -26,8 +26,11 @@ import org.apache.flink.api.common.state.ReducingStateDescriptor;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeutils.base.IntSerializer;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.common.typeutils.base.StringSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.queryablestate.client.state.serialization.KvStateSerializer;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.runtime.state.KeyGroupsStateHandle;
@@ -35,7 +38,9 @@ import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.runtime.state.internal.InternalListState;
+import org.apache.flink.runtime.state.internal.InternalMapState;
 import org.apache.flink.runtime.state.internal.InternalReducingState;
+import org.apache.flink.runtime.state.internal.InternalValueState;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -284,6 +289,123 @@ class NativeStateBackendTest {
                     .hasMessageContaining("closed");
             assertThatThrownBy(() -> value.update(2L)).isInstanceOf(IllegalStateException.class);
             keyed.dispose(); // idempotent
+        }
+    }
+
+    /**
+     * The serialized key stays in the input buffer between accesses, and the namespace after it
+     * while the same namespace object is used: keys of changing lengths, namespaces switching,
+     * equal but distinct namespace objects, fields outgrowing the buffers.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void keysAndNamespacesOfChangingLengths(AbstractNativeBackend backend) throws Exception {
+        try (BackendHarness h = new BackendHarness(backend)) {
+            NativeKeyedStateBackend<String> keyed = h.create(StringSerializer.INSTANCE);
+            InternalValueState<String, String, String> value =
+                    keyed.createOrUpdateInternalState(
+                            StringSerializer.INSTANCE,
+                            new ValueStateDescriptor<>("value", StringSerializer.INSTANCE));
+            InternalMapState<String, String, String, String> map =
+                    keyed.createOrUpdateInternalState(
+                            StringSerializer.INSTANCE,
+                            new MapStateDescriptor<>(
+                                    "map", StringSerializer.INSTANCE, StringSerializer.INSTANCE));
+            List<String> keys = List.of("", "k", "key-" + "x".repeat(300), "kk", "k2");
+            List<String> namespaces = List.of("n", "namespace-" + "y".repeat(500), "m");
+            // Namespaces outer, keys inner: the namespace stays, the key changes length.
+            for (String ns : namespaces) {
+                value.setCurrentNamespace(ns);
+                map.setCurrentNamespace(ns);
+                for (String key : keys) {
+                    keyed.setCurrentKey(key);
+                    value.update(key + "|" + ns);
+                    map.put("u", ns + "|" + key + "|" + "z".repeat(key.length() * 3));
+                }
+            }
+            // Keys outer, namespaces inner, each namespace an equal but new object.
+            for (String key : keys) {
+                keyed.setCurrentKey(key);
+                for (String ns : namespaces) {
+                    value.setCurrentNamespace(new String(ns));
+                    map.setCurrentNamespace(new String(ns));
+                    assertThat(value.value()).isEqualTo(key + "|" + ns);
+                    assertThat(map.get("u"))
+                            .isEqualTo(ns + "|" + key + "|" + "z".repeat(key.length() * 3));
+                }
+            }
+            keyed.setCurrentKey("absent");
+            assertThat(value.value()).isNull();
+            keyed.dispose();
+        }
+    }
+
+    /** Map putAll and list addAll/update go in one call each; elements of any length. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void bulkWritesInOneCall(AbstractNativeBackend backend) throws Exception {
+        try (BackendHarness h = new BackendHarness(backend)) {
+            NativeKeyedStateBackend<Integer> keyed = h.create();
+            MapState<String, Integer> map = state(keyed, MAP);
+            ListState<String> list = state(keyed, LIST);
+            keyed.setCurrentKey(7);
+            map.put("a", 0);
+            Map<String, Integer> more = new HashMap<>();
+            more.put("a", 1);
+            more.put("b", null);
+            more.put("c".repeat(20000), 3);
+            map.putAll(more);
+            map.putAll(Map.of());
+            Map<String, Integer> read = new HashMap<>();
+            map.entries().forEach(e -> read.put(e.getKey(), e.getValue()));
+            assertThat(read).isEqualTo(more);
+            // Element lengths around the one-, two- and three-byte length prefixes.
+            List<String> elements = new ArrayList<>();
+            for (int len : new int[] {0, 126, 127, 128, 16382, 16383, 20000, 1}) {
+                elements.add("e".repeat(len));
+            }
+            list.addAll(elements);
+            list.add("last");
+            List<String> expected = new ArrayList<>(elements);
+            expected.add("last");
+            assertThat(list.get()).containsExactlyElementsOf(expected);
+            list.update(elements.subList(2, 5));
+            assertThat(list.get()).containsExactlyElementsOf(elements.subList(2, 5));
+            list.update(List.of());
+            assertThat(list.get()).isNull();
+            keyed.dispose();
+        }
+    }
+
+    /** A query registers its buffers for the call only: many queries do not run out of them. */
+    @Test
+    void queriesReleaseTheirBuffers() throws Exception {
+        try (BackendHarness h = new BackendHarness(new NativeMemoryBackend())) {
+            NativeKeyedStateBackend<Integer> keyed = h.create();
+            InternalValueState<Integer, VoidNamespace, Long> value =
+                    keyed.createOrUpdateInternalState(VoidNamespaceSerializer.INSTANCE, VALUE);
+            keyed.setCurrentKey(1);
+            value.setCurrentNamespace(VoidNamespace.INSTANCE);
+            value.update(42L);
+            byte[] query =
+                    KvStateSerializer.serializeKeyAndNamespace(
+                            1,
+                            IntSerializer.INSTANCE,
+                            VoidNamespace.INSTANCE,
+                            VoidNamespaceSerializer.INSTANCE);
+            // More than the 65,536 buffer pairs a backend can have registered at once.
+            for (int i = 0; i < 70_000; i++) {
+                byte[] bytes =
+                        value.getSerializedValue(
+                                query,
+                                IntSerializer.INSTANCE,
+                                VoidNamespaceSerializer.INSTANCE,
+                                LongSerializer.INSTANCE);
+                assertThat(KvStateSerializer.deserializeValue(bytes, LongSerializer.INSTANCE))
+                        .isEqualTo(42L);
+            }
+            assertThat(value.value()).isEqualTo(42L);
+            keyed.dispose();
         }
     }
 

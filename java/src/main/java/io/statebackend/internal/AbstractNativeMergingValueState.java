@@ -33,9 +33,9 @@ abstract class AbstractNativeMergingValueState<K, N, ACC> extends AbstractNative
         int len = access.append(valueSerializer, value);
         NativeBridge.valuePut(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
                 len);
@@ -44,7 +44,12 @@ abstract class AbstractNativeMergingValueState<K, N, ACC> extends AbstractNative
     final void remove(N namespace) throws IOException {
         startAccess(namespace);
         NativeBridge.clear(
-                handle(), stateId, access.keyGroup(), access.in(), access.keyLen(), access.nsLen());
+                handle(),
+                access.channel(),
+                stateId,
+                access.keyGroup(),
+                access.keyLen(),
+                access.nsLen());
     }
 
     public ACC getInternal() throws IOException {

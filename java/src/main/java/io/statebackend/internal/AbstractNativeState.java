@@ -80,9 +80,9 @@ abstract class AbstractNativeState<K, N, V> implements InternalKvState<K, N, V> 
             startAccess();
             NativeBridge.clear(
                     handle(),
+                    access.channel(),
                     stateId,
                     access.keyGroup(),
-                    access.in(),
                     access.keyLen(),
                     access.nsLen());
         } catch (IOException e) {
@@ -112,14 +112,15 @@ abstract class AbstractNativeState<K, N, V> implements InternalKvState<K, N, V> 
         Tuple2<K, N> keyAndNamespace =
                 KvStateSerializer.deserializeKeyAndNamespace(
                         serializedKeyAndNamespace, safeKeySerializer, safeNamespaceSerializer);
-        NativeAccess query = backend.newAccess();
         int keyGroup =
                 KeyGroupRangeAssignment.assignToKeyGroup(
                         keyAndNamespace.f0, backend.getNumberOfKeyGroups());
-        query.setKey(keyAndNamespace.f0, safeKeySerializer, keyGroup);
-        query.startKeyAndNamespace(keyAndNamespace.f1, safeNamespaceSerializer);
-        V value = readForQuery(query, safeValueSerializer);
-        return value == null ? null : serializeForQuery(value, safeValueSerializer);
+        try (NativeAccess query = backend.newAccess()) {
+            query.setKey(keyAndNamespace.f0, safeKeySerializer, keyGroup);
+            query.startKeyAndNamespace(keyAndNamespace.f1, safeNamespaceSerializer);
+            V value = readForQuery(query, safeValueSerializer);
+            return value == null ? null : serializeForQuery(value, safeValueSerializer);
+        }
     }
 
     @Override
@@ -137,13 +138,7 @@ abstract class AbstractNativeState<K, N, V> implements InternalKvState<K, N, V> 
         do {
             r =
                     NativeBridge.valueGet(
-                            a.handle(),
-                            stateId,
-                            a.keyGroup(),
-                            a.in(),
-                            a.keyLen(),
-                            a.nsLen(),
-                            a.out());
+                            a.handle(), a.channel(), stateId, a.keyGroup(), a.keyLen(), a.nsLen());
         } while (a.retry(r));
         return r == NativeBridge.ABSENT ? null : serializer.deserialize(a.result(r));
     }

@@ -107,7 +107,9 @@ final class CanonicalRestore<K> {
         FullSnapshotRestoreOperation<K> operation =
                 new FullSnapshotRestoreOperation<>(
                         keyGroupRange, classLoader, handles, keySerializerProvider);
-        try (ThrowingIterator<SavepointRestoreResult> results = operation.restore()) {
+        // The accessor's buffers are registered with the backend until the restore ends.
+        try (access;
+                ThrowingIterator<SavepointRestoreResult> results = operation.restore()) {
             while (results.hasNext()) {
                 SavepointRestoreResult result = results.next();
                 TypeSerializer<K> keySerializer = keySerializerProvider.previousSchemaSerializer();
@@ -236,8 +238,8 @@ final class CanonicalRestore<K> {
         int userKeyStart = keyIn.getPosition();
         int userKeyLen = key.length - userKeyStart;
         byte[] value = entry.getValue();
-        // The value is appended before access.in() is read: appending may replace the input
-        // buffer with a bigger one (Java evaluates arguments left to right).
+        // The value is appended before access.channel() is read: appending may replace the
+        // input buffer with a bigger one (Java evaluates arguments left to right).
         access.startRaw();
         access.appendRaw(key, keyStart, keyLen);
         access.appendRaw(key, nsStart, nsLen);
@@ -248,16 +250,22 @@ final class CanonicalRestore<K> {
             case AGGREGATING:
                 int valueLen = access.appendRaw(value, 0, value.length);
                 NativeBridge.valuePut(
-                        handle, target.nativeId, keyGroup, access.in(), keyLen, nsLen, valueLen);
+                        handle,
+                        access.channel(),
+                        target.nativeId,
+                        keyGroup,
+                        keyLen,
+                        nsLen,
+                        valueLen);
                 break;
             case MAP:
                 access.appendRaw(key, userKeyStart, userKeyLen);
                 int mapValueLen = access.appendRaw(value, 0, value.length);
                 NativeBridge.mapPut(
                         handle,
+                        access.channel(),
                         target.nativeId,
                         keyGroup,
-                        access.in(),
                         keyLen,
                         nsLen,
                         userKeyLen,
@@ -268,9 +276,9 @@ final class CanonicalRestore<K> {
                 int listLen = access.appendRaw(list.getSharedBuffer(), 0, encodedLen);
                 NativeBridge.listAddAll(
                         handle,
+                        access.channel(),
                         target.nativeId,
                         keyGroup,
-                        access.in(),
                         keyLen,
                         nsLen,
                         listLen,

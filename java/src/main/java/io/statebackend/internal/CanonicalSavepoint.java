@@ -297,7 +297,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                     NativeBridge.entriesClose(iterator);
                     return;
                 }
-                batch = buffers.result(r);
+                batch = buffers.copyResult(r);
             }
             pendingKeyGroup = batch.readInt();
             pendingState = batch.readInt();

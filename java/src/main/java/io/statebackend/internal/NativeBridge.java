@@ -7,8 +7,9 @@ import java.nio.ByteBuffer;
  * The native methods of the library (src/ffi/jni.rs). Handles are {@code long} ids checked by the
  * native side: a closed handle throws {@link IllegalStateException}.
  *
- * <p>Access calls read their fields, one after another, from a direct input buffer ({@code key ‖
- * namespace ‖ user key ‖ value}, as the call needs) and write results into a direct output buffer.
+ * <p>State access calls read their fields, one after another, from a direct input buffer ({@code
+ * key ‖ namespace ‖ user key ‖ value}, as the call needs) and write results into a direct output
+ * buffer; the two are registered once as a channel ({@link #bind}) and the calls pass ints only.
  * They return the result's length, {@link #ABSENT}, or a value below {@code -1} when the output
  * buffer is too small: {@link #neededCapacity} tells how large it must be.
  */
@@ -48,113 +49,115 @@ final class NativeBridge {
 
     static native long numEntries(long handle);
 
+    /**
+     * Registers the direct buffers of one accessor ({@code channel} -1: a new channel; else that
+     * channel's buffers are replaced); the channel id the access calls take.
+     */
+    static native int bind(long handle, int channel, ByteBuffer in, ByteBuffer out);
+
+    /** Releases a channel (nothing if the backend is closed). */
+    static native void unbind(long handle, int channel);
+
+    // State accesses: fields are read from the channel's input buffer, one after another, by
+    // the lengths given; results go into its output buffer.
+
     static native int valueGet(
-            long handle,
-            int state,
-            int keyGroup,
-            ByteBuffer in,
-            int keyLen,
-            int nsLen,
-            ByteBuffer out);
+            long handle, int channel, int state, int keyGroup, int keyLen, int nsLen);
 
     static native void valuePut(
-            long handle,
-            int state,
-            int keyGroup,
-            ByteBuffer in,
-            int keyLen,
-            int nsLen,
-            int valueLen);
+            long handle, int channel, int state, int keyGroup, int keyLen, int nsLen, int valueLen);
 
     static native void clear(
-            long handle, int state, int keyGroup, ByteBuffer in, int keyLen, int nsLen);
+            long handle, int channel, int state, int keyGroup, int keyLen, int nsLen);
 
     static native int listGet(
-            long handle,
-            int state,
-            int keyGroup,
-            ByteBuffer in,
-            int keyLen,
-            int nsLen,
-            ByteBuffer out);
+            long handle, int channel, int state, int keyGroup, int keyLen, int nsLen);
 
     static native void listAdd(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
             int keyLen,
             int nsLen,
             int elementLen);
 
+    /** Input {@code key ‖ namespace ‖ elements}, the elements as {@code varint(len) ‖ bytes}. */
     static native void listAddAll(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
             int keyLen,
             int nsLen,
             int encodedLen,
             boolean replace);
 
+    /** Input {@code key ‖ target ‖ sources}, the sources as {@code varint(len) ‖ bytes}. */
     static native void mergeNamespaces(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
             int keyLen,
             int targetLen,
-            int[] sourceLens);
+            int sourcesLen);
 
     static native int mapGet(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
             int keyLen,
             int nsLen,
-            int userKeyLen,
-            ByteBuffer out);
+            int userKeyLen);
 
     static native void mapPut(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
             int keyLen,
             int nsLen,
             int userKeyLen,
             int valueLen);
 
-    static native void mapRemove(
+    /**
+     * Input {@code key ‖ namespace ‖ entries}, user key and value alternately, each as {@code
+     * varint(len) ‖ bytes}.
+     */
+    static native void mapPutAll(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
+            int keyLen,
+            int nsLen,
+            int entriesLen);
+
+    static native void mapRemove(
+            long handle,
+            int channel,
+            int state,
+            int keyGroup,
             int keyLen,
             int nsLen,
             int userKeyLen);
 
     static native boolean mapContains(
             long handle,
+            int channel,
             int state,
             int keyGroup,
-            ByteBuffer in,
             int keyLen,
             int nsLen,
             int userKeyLen);
 
     static native boolean mapIsEmpty(
-            long handle, int state, int keyGroup, ByteBuffer in, int keyLen, int nsLen);
+            long handle, int channel, int state, int keyGroup, int keyLen, int nsLen);
 
     static native int mapEntries(
-            long handle,
-            int state,
-            int keyGroup,
-            ByteBuffer in,
-            int keyLen,
-            int nsLen,
-            ByteBuffer out);
+            long handle, int channel, int state, int keyGroup, int keyLen, int nsLen);
 
     static native long keysOpen(
             long handle, int state, ByteBuffer in, int nsLen, boolean allNamespaces);

@@ -158,6 +158,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     }
 
     private void serializeKey(K key) {
+        // Not serialized until it is (the serializer may fail half-way).
+        serializedKey = null;
         try {
             access.setKey(key, keySerializer, getCurrentKeyGroupIndex());
             serializedKey = key;
@@ -367,7 +369,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                                 stateName, metadata, userCodeClassLoader);
                 stateId = NativeBridge.registerState(handle.id(), stateName, restored[0], metadata);
             }
-            keys.in().clear();
+            keys.startRaw();
             if (!all) {
                 nsLen = keys.append(namespaceSerializer, namespace);
             }
@@ -419,7 +421,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                 close();
                 return false;
             }
-            batch = buffers.result(r);
+            batch = buffers.copyResult(r);
             return true;
         }
 

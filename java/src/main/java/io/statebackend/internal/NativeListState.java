@@ -6,7 +6,6 @@ import java.util.Collection;
 import java.util.List;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.base.ListSerializer;
-import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.state.internal.InternalListState;
 import org.apache.flink.util.Preconditions;
@@ -17,7 +16,6 @@ import org.apache.flink.util.Preconditions;
  */
 final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         implements InternalListState<K, N, V> {
-    private final DataOutputSerializer element = new DataOutputSerializer(64);
 
     NativeListState(
             NativeKeyedStateBackend<K> backend,
@@ -48,24 +46,18 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         do {
             r =
                     NativeBridge.listGet(
-                            a.handle(),
-                            stateId,
-                            a.keyGroup(),
-                            a.in(),
-                            a.keyLen(),
-                            a.nsLen(),
-                            a.out());
+                            a.handle(), a.channel(), stateId, a.keyGroup(), a.keyLen(), a.nsLen());
         } while (a.retry(r));
         if (r == NativeBridge.ABSENT) {
             return null;
         }
-        DataInputDeserializer in = a.result(r);
+        DirectInputView in = a.result(r);
         List<V> list = new ArrayList<>();
         while (in.available() > 0) {
             int len = readVarint(in);
-            int start = in.getPosition();
+            int start = in.position();
             list.add(elementSerializer.deserialize(in));
-            NativeAccess.skipTo(in, start + len);
+            in.skipTo(start + len);
         }
         return list;
     }
@@ -77,9 +69,9 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         int len = access.append(elementSerializer(), value);
         NativeBridge.listAdd(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
                 len);
@@ -107,24 +99,19 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
     private void write(List<V> values, boolean replace) throws IOException {
         startAccess();
         TypeSerializer<V> serializer = elementSerializer();
-        DataOutputSerializer encoded = access.scratch();
-        encoded.clear();
+        int start = access.position();
         for (V value : values) {
             Preconditions.checkNotNull(value, "You cannot add null to a ListState.");
-            element.clear();
-            serializer.serialize(value, element);
-            writeVarint(encoded, element.length());
-            encoded.write(element.getSharedBuffer(), 0, element.length());
+            access.appendElement(serializer, value);
         }
-        int len = access.appendScratch();
         NativeBridge.listAddAll(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
-                len,
+                access.position() - start,
                 replace);
     }
 
@@ -134,19 +121,18 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
             return;
         }
         startAccess(target);
-        int[] lens = new int[sources.size()];
-        int i = 0;
+        int start = access.position();
         for (N source : sources) {
-            lens[i++] = access.append(namespaceSerializer, source);
+            access.appendElement(namespaceSerializer, source);
         }
         NativeBridge.mergeNamespaces(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
-                lens);
+                access.position() - start);
     }
 
     @Override
@@ -183,7 +169,7 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         out.writeByte(v);
     }
 
-    static int readVarint(DataInputDeserializer in) throws IOException {
+    static int readVarint(DirectInputView in) throws IOException {
         int value = 0;
         for (int shift = 0; shift < 35; shift += 7) {
             int b = in.readUnsignedByte();

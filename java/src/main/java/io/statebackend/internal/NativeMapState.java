@@ -10,8 +10,6 @@ import java.util.NoSuchElementException;
 import java.util.Objects;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.base.MapSerializer;
-import org.apache.flink.core.memory.DataInputDeserializer;
-import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.queryablestate.client.state.serialization.KvStateSerializer;
 import org.apache.flink.runtime.state.internal.InternalMapState;
 
@@ -53,13 +51,12 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
             r =
                     NativeBridge.mapGet(
                             handle(),
+                            access.channel(),
                             stateId,
                             access.keyGroup(),
-                            access.in(),
                             access.keyLen(),
                             access.nsLen(),
-                            ukLen,
-                            access.out());
+                            ukLen);
         } while (access.retry(r));
         if (r == NativeBridge.ABSENT) {
             return null;
@@ -67,40 +64,60 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
         return readUserValue(access.result(r), userValueSerializer());
     }
 
-    private static <T> T readUserValue(DataInputDeserializer in, TypeSerializer<T> serializer)
+    private static <T> T readUserValue(DirectInputView in, TypeSerializer<T> serializer)
             throws IOException {
         return in.readBoolean() ? null : serializer.deserialize(in);
+    }
+
+    /** Appends a user value as stored: {@code null flag ‖ serialized value}. */
+    private void writeUserValue(UV userValue, TypeSerializer<UV> serializer) throws IOException {
+        DirectOutputView out = access.output();
+        out.writeBoolean(userValue == null);
+        if (userValue != null) {
+            serializer.serialize(userValue, out);
+        }
     }
 
     @Override
     public void put(UK userKey, UV userValue) throws IOException {
         int ukLen = startUserKey(userKey);
-        DataOutputSerializer value = access.scratch();
-        value.clear();
-        value.writeBoolean(userValue == null);
-        if (userValue != null) {
-            userValueSerializer().serialize(userValue, value);
-        }
-        int valueLen = access.appendScratch();
+        int start = access.position();
+        writeUserValue(userValue, userValueSerializer());
         NativeBridge.mapPut(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
                 ukLen,
-                valueLen);
+                access.position() - start);
     }
 
+    /** One native call for all entries (Flink's RocksDB backend writes them as one batch). */
     @Override
     public void putAll(Map<UK, UV> map) throws IOException {
-        if (map == null) {
+        if (map == null || map.isEmpty()) {
             return;
         }
+        startAccess();
+        TypeSerializer<UK> ukSerializer = userKeySerializer();
+        TypeSerializer<UV> uvSerializer = userValueSerializer();
+        int start = access.position();
         for (Map.Entry<UK, UV> e : map.entrySet()) {
-            put(e.getKey(), e.getValue());
+            access.appendElement(ukSerializer, e.getKey());
+            int value = access.startElement();
+            writeUserValue(e.getValue(), uvSerializer);
+            access.endElement(value);
         }
+        NativeBridge.mapPutAll(
+                handle(),
+                access.channel(),
+                stateId,
+                access.keyGroup(),
+                access.keyLen(),
+                access.nsLen(),
+                access.position() - start);
     }
 
     @Override
@@ -108,9 +125,9 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
         int ukLen = startUserKey(userKey);
         NativeBridge.mapRemove(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
                 ukLen);
@@ -121,9 +138,9 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
         int ukLen = startUserKey(userKey);
         return NativeBridge.mapContains(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
                 ukLen);
@@ -133,7 +150,12 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
     public boolean isEmpty() throws IOException {
         startAccess();
         return NativeBridge.mapIsEmpty(
-                handle(), stateId, access.keyGroup(), access.in(), access.keyLen(), access.nsLen());
+                handle(),
+                access.channel(),
+                stateId,
+                access.keyGroup(),
+                access.keyLen(),
+                access.nsLen());
     }
 
     private List<Map.Entry<UK, UV>> readEntries(
@@ -143,28 +165,22 @@ final class NativeMapState<K, N, UK, UV> extends AbstractNativeState<K, N, Map<U
         do {
             r =
                     NativeBridge.mapEntries(
-                            a.handle(),
-                            stateId,
-                            a.keyGroup(),
-                            a.in(),
-                            a.keyLen(),
-                            a.nsLen(),
-                            a.out());
+                            a.handle(), a.channel(), stateId, a.keyGroup(), a.keyLen(), a.nsLen());
         } while (a.retry(r));
         List<Map.Entry<UK, UV>> entries = new ArrayList<>();
         if (r <= 0) {
             return entries;
         }
-        DataInputDeserializer in = a.result(r);
+        DirectInputView in = a.result(r);
         while (in.available() > 0) {
             int ukLen = in.readInt();
-            int start = in.getPosition();
+            int start = in.position();
             UK uk = ukSerializer.deserialize(in);
-            NativeAccess.skipTo(in, start + ukLen);
+            in.skipTo(start + ukLen);
             int uvLen = in.readInt();
-            start = in.getPosition();
+            start = in.position();
             UV uv = readUserValue(in, uvSerializer);
-            NativeAccess.skipTo(in, start + uvLen);
+            in.skipTo(start + uvLen);
             entries.add(new Entry(uk, uv));
         }
         return entries;

@@ -40,9 +40,9 @@ final class NativeValueState<K, N, V> extends AbstractNativeState<K, N, V>
         int len = access.append(valueSerializer, value);
         NativeBridge.valuePut(
                 handle(),
+                access.channel(),
                 stateId,
                 access.keyGroup(),
-                access.in(),
                 access.keyLen(),
                 access.nsLen(),
                 len);
