@@ -23,25 +23,6 @@ fn open(config: Config, handles: &[SnapshotHandle]) -> StateBackend {
     StateBackend::restore_with_storage(config, None, handles).unwrap()
 }
 
-/// Writes `n` keys; round `r` > 0 changes every key whose number is a multiple of
-/// `every` (shifted by `r`).
-fn write_round(b: &mut StateBackend, n: u32, r: u32, every: u32) {
-    let v = b.register_state("v", StateKind::Value, b"").unwrap();
-    let l = b.register_state("l", StateKind::List, b"").unwrap();
-    let m = b.register_state("m", StateKind::Map, b"").unwrap();
-    for k in (0..n).filter(|k| r == 0 || k % every == r % every) {
-        let kg = common::kg_of(k as i32, MAX_PAR);
-        if !b.key_group_range().contains(kg) {
-            continue;
-        }
-        let key = k.to_be_bytes();
-        b.value_put(v, kg, &key, b"", &[r as u8; 100]).unwrap();
-        b.list_add(l, kg, &key, b"", &[r as u8]).unwrap();
-        b.map_put(m, kg, &key, b"ns", &[(r % 4) as u8], &r.to_le_bytes())
-            .unwrap();
-    }
-}
-
 /// What a caller keeps of one stored snapshot.
 #[derive(Clone, Default)]
 struct Stored {
@@ -105,10 +86,10 @@ fn handle(s: &Stored) -> SnapshotHandle {
 fn chain_reuses_shared_files_and_restores_each_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = open(rocksdb(dir.path(), 0, 1), &[]);
-    write_round(&mut b, 3000, 0, 100);
+    common::write_round(&mut b, 3000, 0, 100);
     let first = store(&mut b, 1, &Stored::default());
     let expected_first = dump(std::slice::from_ref(&b));
-    write_round(&mut b, 3000, 1, 100);
+    common::write_round(&mut b, 3000, 1, 100);
     let second = store(&mut b, 2, &first);
     let expected_second = dump(std::slice::from_ref(&b));
 
@@ -139,7 +120,7 @@ fn chain_reuses_shared_files_and_restores_each_checkpoint() {
 fn rescale_one_to_three_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = open(rocksdb(dir.path(), 0, 1), &[]);
-    write_round(&mut b, 2000, 0, 1);
+    common::write_round(&mut b, 2000, 0, 1);
     let stored = store(&mut b, 7, &Stored::default());
     let expected = dump(std::slice::from_ref(&b));
 
@@ -168,7 +149,7 @@ fn rescale_one_to_three_and_back() {
 fn every_file_must_be_stored_and_reuse_checks_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = open(rocksdb(dir.path(), 0, 1), &[]);
-    write_round(&mut b, 500, 0, 1);
+    common::write_round(&mut b, 500, 0, 1);
     let first = store(&mut b, 1, &Stored::default());
 
     // Leaving a file out fails the snapshot instead of writing an unrestorable one.

@@ -7,7 +7,7 @@ mod common;
 use common::{config, dump, CrashingStorage};
 use statebackend::snapshot::manifest::{FileLocation, KeyedData};
 use statebackend::storage::file::FileStorage;
-use statebackend::{BackendKind, Config, Error, SnapshotHandle, StateBackend, StateKind};
+use statebackend::{BackendKind, Config, Error, SnapshotHandle, StateBackend};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -19,25 +19,6 @@ fn incremental(dir: &Path, index: u32, parallelism: u32) -> Config {
     config(BackendKind::RocksDb, dir, MAX_PAR, index, parallelism)
         .with_incremental(true)
         .with_retained_checkpoints(3)
-}
-
-/// Writes `n` keys of value, list and map state; round `r` changes every key
-/// whose number is a multiple of `every`.
-fn write_round(b: &mut StateBackend, n: u32, r: u32, every: u32) {
-    let v = b.register_state("v", StateKind::Value, b"").unwrap();
-    let l = b.register_state("l", StateKind::List, b"").unwrap();
-    let m = b.register_state("m", StateKind::Map, b"").unwrap();
-    for k in (0..n).filter(|k| r == 0 || k % every == r % every) {
-        let kg = common::kg_of(k as i32, MAX_PAR);
-        if !b.key_group_range().contains(kg) {
-            continue;
-        }
-        let key = k.to_be_bytes();
-        b.value_put(v, kg, &key, b"", &[r as u8; 100]).unwrap();
-        b.list_add(l, kg, &key, b"", &[r as u8]).unwrap();
-        b.map_put(m, kg, &key, b"ns", &[(r % 4) as u8], &r.to_le_bytes())
-            .unwrap();
-    }
 }
 
 fn shared_files(root: &Path) -> BTreeSet<PathBuf> {
@@ -80,7 +61,7 @@ fn chain_of_checkpoints_with_retention() {
     let mut handles = Vec::new();
     let (mut uploaded, mut full) = (0u64, 0u64);
     for r in 0..12u32 {
-        write_round(&mut b, 20_000, r, 100);
+        common::write_round(&mut b, 20_000, r, 100);
         let done = b.checkpoint(u64::from(r) + 1).unwrap();
         assert!(done.bytes_written <= done.full_size);
         if r > 0 {
@@ -115,8 +96,8 @@ fn chain_of_checkpoints_with_retention() {
 fn rescale_one_to_three_to_two() {
     let dir = tempfile::tempdir().unwrap();
     let mut one = StateBackend::open(incremental(dir.path(), 0, 1)).unwrap();
-    write_round(&mut one, 5_000, 0, 1);
-    write_round(&mut one, 5_000, 1, 7);
+    common::write_round(&mut one, 5_000, 0, 1);
+    common::write_round(&mut one, 5_000, 1, 7);
     let h1 = one.checkpoint(1).unwrap().handle;
     let expected = dump(&[one]);
 
@@ -127,7 +108,7 @@ fn rescale_one_to_three_to_two() {
         .collect();
     assert_eq!(dump(&three), expected);
     for b in &mut three {
-        write_round(b, 5_000, 2, 5);
+        common::write_round(b, 5_000, 2, 5);
     }
     let expected = dump(&three);
     let h3: Vec<SnapshotHandle> = three
@@ -152,7 +133,7 @@ fn crash_during_upload_keeps_previous_checkpoint() {
     let root = dir.path().join("checkpoints");
     let cfg = incremental(dir.path(), 0, 1).with_retained_checkpoints(1);
     let mut b = StateBackend::open(cfg.clone()).unwrap();
-    write_round(&mut b, 10_000, 0, 1);
+    common::write_round(&mut b, 10_000, 0, 1);
     let first = b.checkpoint(1).unwrap();
     let expected = dump(std::slice::from_ref(&b));
     let needed = referenced(&first.handle, &root);
@@ -167,7 +148,7 @@ fn crash_during_upload_keeps_previous_checkpoint() {
         let mut b =
             StateBackend::restore_with_storage(cfg.clone(), Some(Arc::new(storage)), &latest)
                 .unwrap();
-        write_round(&mut b, 10_000, 1, 3);
+        common::write_round(&mut b, 10_000, 1, 3);
         if b.checkpoint(2).is_ok() {
             continue; // The budget was enough: nothing to check.
         }
@@ -192,7 +173,7 @@ fn corrupted_sst_or_manifest_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("checkpoints");
     let mut b = StateBackend::open(incremental(dir.path(), 0, 1)).unwrap();
-    write_round(&mut b, 10_000, 0, 1);
+    common::write_round(&mut b, 10_000, 0, 1);
     let h = b.checkpoint(1).unwrap().handle;
     let sst = referenced(&h, &root)
         .into_iter()

@@ -689,6 +689,24 @@ fn restore_handle(env: &mut Env<'_>, source: &JObject<'_>) -> Res<SnapshotHandle
     })
 }
 
+/// A Java `String[]` of `names`.
+fn string_array<'l>(env: &mut Env<'l>, names: &[String]) -> Res<JObjectArray<'l, JString<'l>>> {
+    let array = JObjectArray::<JString>::new(env, names.len(), JString::null())?;
+    for (i, name) in names.iter().enumerate() {
+        let s = JString::from_str(env, name)?;
+        array.set_element(env, i, &s)?;
+        env.delete_local_ref(s);
+    }
+    Ok(array)
+}
+
+/// A Java `long[]` of `values`.
+fn long_array<'l>(env: &mut Env<'l>, values: &[jlong]) -> Res<JLongArray<'l>> {
+    let array = JLongArray::new(env, values.len())?;
+    array.set_region(env, 0, values)?;
+    Ok(array)
+}
+
 // ---- lifecycle -----------------------------------------------------------------------
 
 /// Kinds as Java passes them.
@@ -1352,13 +1370,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_stateNames<'l>
         let names: Vec<String> = with_backend(handle, |c| {
             Ok(c.backend.states().iter().map(|s| s.name.clone()).collect())
         })?;
-        let array = JObjectArray::<JString>::new(env, names.len(), JString::null())?;
-        for (i, name) in names.iter().enumerate() {
-            let s = JString::from_str(env, name)?;
-            array.set_element(env, i, &s)?;
-            env.delete_local_ref(s);
-        }
-        Ok(array)
+        string_array(env, &names)
     })
 }
 
@@ -1566,9 +1578,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_snapshotWrite<
             result.push(jlong::from(kg));
             result.push(offset as jlong);
         }
-        let array = JLongArray::new(env, result.len())?;
-        array.set_region(env, 0, &result)?;
-        Ok(array)
+        long_array(env, &result)
     })
 }
 
@@ -1624,13 +1634,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadFiles<'l
 ) -> JObjectArray<'l, JString<'l>> {
     run(&mut env, |env| {
         let names = with_upload(upload, |u| Ok(u.files(shared)))?;
-        let array = JObjectArray::<JString>::new(env, names.len(), JString::null())?;
-        for (i, name) in names.iter().enumerate() {
-            let s = JString::from_str(env, name)?;
-            array.set_element(env, i, &s)?;
-            env.delete_local_ref(s);
-        }
-        Ok(array)
+        string_array(env, &names)
     })
 }
 
@@ -1707,9 +1711,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadFinish<'
             files.total_bytes() as jlong,
             files.uploaded_bytes as jlong,
         ];
-        let array = JLongArray::new(env, result.len())?;
-        array.set_region(env, 0, &result)?;
-        Ok(array)
+        long_array(env, &result)
     })
 }
 

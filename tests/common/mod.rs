@@ -4,7 +4,7 @@
 use statebackend::keygroup::{key_group_for_hash, range_for_operator};
 use statebackend::storage::file::FileStorage;
 use statebackend::storage::{CheckpointStorage, CheckpointWriter};
-use statebackend::{BackendKind, Config, Entry, EntryValue, StateBackend};
+use statebackend::{BackendKind, Config, Entry, EntryValue, StateBackend, StateKind};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
@@ -40,6 +40,25 @@ pub fn config(
 /// Flink's key group of a small integer key (its Java hashCode is itself).
 pub fn kg_of(key: i32, max_parallelism: u32) -> u32 {
     key_group_for_hash(key, max_parallelism).unwrap()
+}
+
+/// Writes `n` keys of value, list and map state (those of `b`'s key groups); round
+/// `r` > 0 changes every key whose number is `r` modulo `every`.
+pub fn write_round(b: &mut StateBackend, n: u32, r: u32, every: u32) {
+    let v = b.register_state("v", StateKind::Value, b"").unwrap();
+    let l = b.register_state("l", StateKind::List, b"").unwrap();
+    let m = b.register_state("m", StateKind::Map, b"").unwrap();
+    for k in (0..n).filter(|k| r == 0 || k % every == r % every) {
+        let kg = kg_of(k as i32, b.max_parallelism());
+        if !b.key_group_range().contains(kg) {
+            continue;
+        }
+        let key = k.to_be_bytes();
+        b.value_put(v, kg, &key, b"", &[r as u8; 100]).unwrap();
+        b.list_add(l, kg, &key, b"", &[r as u8]).unwrap();
+        b.map_put(m, kg, &key, b"ns", &[(r % 4) as u8], &r.to_le_bytes())
+            .unwrap();
+    }
 }
 
 /// Which of `parallelism` instances owns `kg`.
