@@ -17,6 +17,8 @@ use crate::storage::file::FileStorage;
 use crate::storage::CheckpointStorage;
 use crate::store::heap::HeapStore;
 use crate::store::rocks::RocksStore;
+use crate::store::rocks_cache::CachedRocksStore;
+use crate::store::rocks_options::RocksOptions;
 use crate::store::{KeyedStore, MapVisitor};
 use std::sync::{Arc, Mutex};
 
@@ -94,9 +96,9 @@ impl StateBackend {
             (BackendKind::Memory | BackendKind::Fs, _) => {
                 Box::new(HeapStore::new(config.key_group_range))
             }
-            (BackendKind::RocksDb, None) => Box::new(RocksStore::open(&config)?),
+            (BackendKind::RocksDb, None) => with_cache(&config, RocksStore::open(&config)?)?,
             (BackendKind::RocksDb, Some(i)) => {
-                Box::new(restore::open_base(&config, &snapshots[i])?)
+                with_cache(&config, restore::open_base(&config, &snapshots[i])?)?
             }
         };
         let mut registry = StateRegistry::default();
@@ -688,6 +690,19 @@ impl StateBackend {
             None => Vec::new(),
         }
     }
+}
+
+/// The RocksDB store behind its write-back cache, unless the cache is configured away.
+fn with_cache(config: &Config, rocks: RocksStore) -> Result<Box<dyn KeyedStore>> {
+    let options = RocksOptions::from_config(&config.rocksdb_options)?;
+    Ok(match options.write_cache_size {
+        0 => Box::new(rocks),
+        size => Box::new(CachedRocksStore::new(
+            rocks,
+            size,
+            options.write_cache_dirty_size,
+        )),
+    })
 }
 
 /// The name of this instance's objects in a checkpoint: `kg-<start>-<end>`.

@@ -9,6 +9,7 @@
 pub mod heap;
 mod record;
 pub mod rocks;
+pub mod rocks_cache;
 pub mod rocks_options;
 pub mod table;
 

@@ -202,7 +202,7 @@ impl RocksStore {
         &self.inner.db
     }
 
-    fn cf(&self, s: StateId) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+    pub(super) fn cf(&self, s: StateId) -> Arc<rocksdb::BoundColumnFamily<'_>> {
         self.db()
             .cf_handle(&self.states[s as usize].0)
             .expect("column family created with the state")
@@ -225,7 +225,18 @@ impl RocksStore {
         f(&buf)
     }
 
-    fn get_into(&self, s: StateId, k: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+    /// The kind of state `s`.
+    pub(super) fn kind(&self, s: StateId) -> StateKind {
+        self.states[s as usize].1
+    }
+
+    /// Applies `batch` (no write-ahead log, as every write here).
+    pub(super) fn write(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.db().write_opt(batch, &self.write)?)
+    }
+
+    /// Appends the value stored under the DB key `k` of state `s` to `out`.
+    pub(super) fn get_into(&self, s: StateId, k: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         Ok(
             match self.db().get_pinned_cf_opt(&self.cf(s), k, &self.read)? {
                 Some(v) => {
@@ -238,7 +249,7 @@ impl RocksStore {
     }
 
     /// Visits every (key, value) under `prefix` in state `s`.
-    fn scan_prefix(
+    pub(super) fn scan_prefix(
         &self,
         s: StateId,
         prefix: &[u8],
@@ -279,6 +290,11 @@ impl Drop for LocalCheckpoint {
 /// `kg (u16 BE) ‖ varint(len key) ‖ key ‖ varint(len ns) ‖ ns` into `buf` (cleared).
 fn encode_prefix(buf: &mut Vec<u8>, kg: u32, key: &[u8], ns: &[u8]) {
     buf.clear();
+    append_prefix(buf, kg, key, ns);
+}
+
+/// Appends the key prefix of (kg, key, ns) to `buf` (see [`encode_prefix`]).
+pub(super) fn append_prefix(buf: &mut Vec<u8>, kg: u32, key: &[u8], ns: &[u8]) {
     buf.extend_from_slice(&(kg as u16).to_be_bytes());
     put_varint(buf, key.len() as u64);
     buf.extend_from_slice(key);
@@ -515,27 +531,93 @@ impl KeyedStore for RocksStore {
     }
 
     fn view(&self) -> Result<Box<dyn StoreView>> {
+        Ok(Box::new(self.snapshot_view()))
+    }
+}
+
+impl RocksStore {
+    /// A RocksDB snapshot: later writes never show in it.
+    pub(super) fn snapshot_view(&self) -> RocksView {
         let snapshot = self.inner.db.snapshot();
         // SAFETY: the snapshot borrows `inner.db`; the view owns an Arc of `inner`,
         // declared after the snapshot, so the DB outlives the snapshot.
         let snapshot: SnapshotWithThreadMode<'static, Db> =
             unsafe { std::mem::transmute(snapshot) };
-        Ok(Box::new(RocksView {
+        RocksView {
             snapshot,
             inner: Arc::clone(&self.inner),
             range: self.range,
             states: self.states.clone(),
-        }))
+        }
     }
 }
 
+/// Visitor over the (DB key, value) pairs of a view; an error stops the walk.
+pub(super) type RawVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'v;
+
 /// A RocksDB snapshot plus the DB it belongs to. Field order matters: the snapshot
 /// is released before the last reference to the DB can go.
-struct RocksView {
+pub(super) struct RocksView {
     snapshot: SnapshotWithThreadMode<'static, Db>,
     inner: Arc<OpenDb>,
     range: KeyGroupRange,
     states: Vec<(String, StateKind)>,
+}
+
+impl RocksView {
+    /// Whether key group `kg` is in the view.
+    pub(super) fn covers(&self, kg: u32) -> bool {
+        self.range.contains(kg)
+    }
+
+    /// Number of states the view covers (ids `0..n`).
+    pub(super) fn num_states(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Visits the (DB key, value) pairs of state `s` in key group `kg`, in key order.
+    pub(super) fn for_each_raw(&self, kg: u32, s: StateId, f: &mut RawVisitor<'_>) -> Result<()> {
+        if !self.range.contains(kg) {
+            return Ok(());
+        }
+        let lower = (kg as u16).to_be_bytes();
+        let cf = self
+            .inner
+            .db
+            .cf_handle(&self.states[s as usize].0)
+            .expect("column family of a registered state");
+        let mut read = ReadOptions::default();
+        if kg < u16::MAX as u32 {
+            read.set_iterate_upper_bound(((kg + 1) as u16).to_be_bytes().to_vec());
+        }
+        let mut it = self.snapshot.raw_iterator_cf_opt(&cf, read);
+        it.seek(lower);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&lower) {
+                break;
+            }
+            f(k, v)?;
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// The entry a (DB key, value) pair of state `s` stands for.
+    pub(super) fn entry<'a>(&self, s: StateId, k: &'a [u8], v: &'a [u8]) -> Result<EntryRef<'a>> {
+        let (key, namespace, user_key) = split_key(k).ok_or_else(|| corrupt_key(k))?;
+        let data = match self.states[s as usize].1 {
+            StateKind::Value => EntryData::Value(v),
+            StateKind::List => EntryData::List(v),
+            StateKind::Map => EntryData::MapEntry { user_key, value: v },
+        };
+        Ok(EntryRef {
+            state: s,
+            key,
+            namespace,
+            data,
+        })
+    }
 }
 
 impl StoreView for RocksView {
@@ -545,45 +627,10 @@ impl StoreView for RocksView {
         only: Option<StateId>,
         f: &mut EntryVisitor<'_>,
     ) -> Result<()> {
-        if !self.range.contains(kg) {
-            return Ok(());
-        }
-        let lower = (kg as u16).to_be_bytes();
-        for (id, (name, kind)) in self.states.iter().enumerate() {
-            let state = id as StateId;
-            if only.is_some_and(|o| o != state) {
-                continue;
+        for s in 0..self.states.len() as StateId {
+            if only.is_none_or(|o| o == s) {
+                self.for_each_raw(kg, s, &mut |k, v| f(self.entry(s, k, v)?))?;
             }
-            let cf = self
-                .inner
-                .db
-                .cf_handle(name)
-                .expect("column family of a registered state");
-            let mut read = ReadOptions::default();
-            if kg < u16::MAX as u32 {
-                read.set_iterate_upper_bound(((kg + 1) as u16).to_be_bytes().to_vec());
-            }
-            let mut it = self.snapshot.raw_iterator_cf_opt(&cf, read);
-            it.seek(lower);
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !k.starts_with(&lower) {
-                    break;
-                }
-                let (key, namespace, user_key) = split_key(k).ok_or_else(|| corrupt_key(k))?;
-                let data = match kind {
-                    StateKind::Value => EntryData::Value(v),
-                    StateKind::List => EntryData::List(v),
-                    StateKind::Map => EntryData::MapEntry { user_key, value: v },
-                };
-                f(EntryRef {
-                    state,
-                    key,
-                    namespace,
-                    data,
-                })?;
-                it.next();
-            }
-            it.status()?;
         }
         Ok(())
     }

@@ -31,6 +31,10 @@ pub struct RocksOptions {
     /// Compression per level; None keeps the profile's (LZ4, ZSTD at the bottom).
     pub compression_per_level: Option<Vec<DBCompressionType>>,
     pub background_jobs: i32,
+    /// Bytes of the write-back cache in front of RocksDB (`write-cache.size`; 0: none).
+    pub write_cache_size: usize,
+    /// Of those, bytes not yet written to RocksDB (`write-cache.dirty-size`).
+    pub write_cache_dirty_size: usize,
 }
 
 /// Keys of Flink's RocksDB options that are accepted and have no effect here.
@@ -52,6 +56,8 @@ impl Default for RocksOptions {
             compaction_style: DBCompactionStyle::Level,
             compression_per_level: None,
             background_jobs: 2,
+            write_cache_size: 128 << 20,
+            write_cache_dirty_size: 32 << 20,
         }
     }
 }
@@ -157,6 +163,14 @@ impl RocksOptions {
                         .map(|s| compression(s.trim()).ok_or_else(|| err(key, value, format!("unknown compression '{}'; this build has NO_COMPRESSION, LZ4_COMPRESSION, LZ4HC_COMPRESSION and ZSTD_COMPRESSION", s.trim()))))
                         .collect::<Result<Vec<_>>>()?;
                     o.compression_per_level = Some(levels);
+                }
+                "write-cache.size" => {
+                    o.write_cache_size =
+                        usize::try_from(size()?).map_err(|_| err(key, value, "too large"))?;
+                }
+                "write-cache.dirty-size" => {
+                    o.write_cache_dirty_size =
+                        usize::try_from(size()?).map_err(|_| err(key, value, "too large"))?;
                 }
                 k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => {}
                 _ => return Err(err(key, value, "unknown RocksDB option")),
