@@ -235,6 +235,13 @@ impl RocksStore {
         Ok(self.db().write_opt(batch, &self.write)?)
     }
 
+    /// Merges (appends) `operand` into the DB key `k` of state `s`.
+    pub(super) fn merge(&self, s: StateId, k: &[u8], operand: &[u8]) -> Result<()> {
+        Ok(self
+            .db()
+            .merge_cf_opt(&self.cf(s), k, operand, &self.write)?)
+    }
+
     /// Appends the value stored under the DB key `k` of state `s` to `out`.
     pub(super) fn get_into(&self, s: StateId, k: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         Ok(
@@ -256,7 +263,12 @@ impl RocksStore {
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let cf = self.cf(s);
-        let mut it = self.db().raw_iterator_cf_opt(&cf, ReadOptions::default());
+        let mut read = ReadOptions::default();
+        // The bound lets RocksDB stop at the prefix's end instead of reading past it.
+        if let Some(end) = prefix_end(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db().raw_iterator_cf_opt(&cf, read);
         it.seek(prefix);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !k.starts_with(prefix) || !f(k, v)? {
@@ -267,6 +279,18 @@ impl RocksStore {
         it.status()?;
         Ok(())
     }
+}
+
+/// The smallest key above every key that starts with `prefix` (None: there is none).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// The column family of state `id`.
