@@ -297,6 +297,8 @@ fn rocksdb_options_are_checked() {
             "state.backend.rocksdb.compression.per.level",
             "NO_COMPRESSION;LZ4_COMPRESSION;ZSTD_COMPRESSION",
         ),
+        ("state.backend.rocksdb.write-cache.size", "64 mb"),
+        ("state.backend.rocksdb.write-cache.dirty-size", "8 mb"),
     ]));
     assert!(ok.is_ok(), "{ok:?}");
     for (key, value, fragment) in [
@@ -321,6 +323,7 @@ fn rocksdb_options_are_checked() {
             "FLASH_SSD_OPTIMIZED",
         ),
         ("state.backend.rocksdb.writebuffer.count", "0", "1 to 64"),
+        ("state.backend.rocksdb.write-cache.size", "lots", "lots"),
     ] {
         let msg = Config::from_pairs(base.iter().copied().chain([(key, value)]))
             .unwrap_err()

@@ -408,11 +408,7 @@ impl KeyedStore for RocksStore {
         ns: &[u8],
         encoded: &[u8],
     ) -> Result<()> {
-        self.with_key(kg, key, ns, None, |k| {
-            Ok(self
-                .db()
-                .merge_cf_opt(&self.cf(s), k, encoded, &self.write)?)
-        })
+        self.with_key(kg, key, ns, None, |k| self.merge(s, k, encoded))
     }
 
     fn list_replace(
@@ -517,13 +513,12 @@ impl KeyedStore for RocksStore {
         self.scan_prefix(s, &prefix, |k, _| {
             batch.delete_cf(&cf, k);
             if batch.len() >= 1024 {
-                self.db()
-                    .write_opt(std::mem::take(&mut batch), &self.write)?;
+                self.write(std::mem::take(&mut batch))?;
             }
             Ok(true)
         })?;
         if !batch.is_empty() {
-            self.db().write_opt(batch, &self.write)?;
+            self.write(batch)?;
         }
         Ok(())
     }
