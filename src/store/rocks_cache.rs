@@ -117,6 +117,24 @@ fn key_prefix(key: &[u8]) -> u128 {
     u128::from_be_bytes(p)
 }
 
+/// The cache key of (s, kg, key, ns[, user key]) into `buf` (cleared):
+/// `state (u32 BE) ‖ DB key`.
+fn encode_key(
+    buf: &mut Vec<u8>,
+    s: StateId,
+    kg: u32,
+    key: &[u8],
+    ns: &[u8],
+    user_key: Option<&[u8]>,
+) {
+    buf.clear();
+    buf.extend_from_slice(&s.to_be_bytes());
+    append_prefix(buf, kg, key, ns);
+    if let Some(u) = user_key {
+        buf.extend_from_slice(u);
+    }
+}
+
 fn state_of(key: &[u8]) -> StateId {
     StateId::from_be_bytes(key[..STATE_LEN].try_into().expect("state id"))
 }
@@ -509,12 +527,6 @@ impl CachedRocksStore {
         }
     }
 
-    /// The store without its cache, everything written back.
-    pub fn into_inner(self) -> Result<RocksStore> {
-        self.cache.borrow_mut().write_back(&self.rocks)?;
-        Ok(self.rocks)
-    }
-
     /// Bytes cached, and of them not yet in RocksDB (for tests and diagnostics).
     pub fn cached_bytes(&self) -> (usize, usize) {
         let c = self.cache.borrow();
@@ -535,12 +547,7 @@ impl CachedRocksStore {
         f: impl FnOnce(&mut Cache, &[u8]) -> Result<R>,
     ) -> Result<R> {
         let mut buf = self.key.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(&s.to_be_bytes());
-        append_prefix(&mut buf, kg, key, ns);
-        if let Some(u) = user_key {
-            buf.extend_from_slice(u);
-        }
+        encode_key(&mut buf, s, kg, key, ns, user_key);
         let mut cache = self.cache.borrow_mut();
         let r = f(&mut cache, &buf)?;
         cache.maintain(&self.rocks)?;
@@ -567,6 +574,24 @@ impl CachedRocksStore {
                 out.extend_from_slice(e.payload());
             }
             Ok(true)
+        })
+    }
+
+    /// Sets (s, kg, key, ns[, user key]) to `kind` with `payload`, in the cache.
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        user_key: Option<&[u8]>,
+        kind: Kind,
+        payload: &[u8],
+    ) -> Result<()> {
+        self.with_key(s, kg, key, ns, user_key, |c, k| {
+            c.put(k, kind, payload);
+            Ok(())
         })
     }
 
@@ -609,10 +634,7 @@ impl KeyedStore for CachedRocksStore {
         ns: &[u8],
         value: &[u8],
     ) -> Result<()> {
-        self.with_key(s, kg, key, ns, None, |c, k| {
-            c.put(k, Kind::Present, value);
-            Ok(())
-        })
+        self.put(s, kg, key, ns, None, Kind::Present, value)
     }
 
     fn list_get(
@@ -675,10 +697,7 @@ impl KeyedStore for CachedRocksStore {
         user_key: &[u8],
         value: &[u8],
     ) -> Result<()> {
-        self.with_key(s, kg, key, ns, Some(user_key), |c, k| {
-            c.put(k, Kind::Present, value);
-            Ok(())
-        })
+        self.put(s, kg, key, ns, Some(user_key), Kind::Present, value)
     }
 
     fn map_remove(
@@ -689,10 +708,7 @@ impl KeyedStore for CachedRocksStore {
         ns: &[u8],
         user_key: &[u8],
     ) -> Result<()> {
-        self.with_key(s, kg, key, ns, Some(user_key), |c, k| {
-            c.put(k, Kind::Absent, &[]);
-            Ok(())
-        })
+        self.put(s, kg, key, ns, Some(user_key), Kind::Absent, &[])
     }
 
     fn map_contains(
@@ -727,18 +743,13 @@ impl KeyedStore for CachedRocksStore {
 
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
         if self.rocks.kind(s) != StateKind::Map {
-            return self.with_key(s, kg, key, ns, None, |c, k| {
-                c.put(k, Kind::Absent, &[]);
-                Ok(())
-            });
+            return self.put(s, kg, key, ns, None, Kind::Absent, &[]);
         }
         // The map's user keys are found in RocksDB once the cache is written back;
         // the cached copies of the ones deleted are dropped.
         self.write_back()?;
         let mut buf = self.key.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(&s.to_be_bytes());
-        append_prefix(&mut buf, kg, key, ns);
+        encode_key(&mut buf, s, kg, key, ns, None);
         let mut doomed = Vec::new();
         self.rocks.scan_prefix(s, &buf[STATE_LEN..], |k, _| {
             doomed.push(k.to_vec());
