@@ -401,11 +401,7 @@ impl StateBackend {
                 "malformed map entries (user key and value alternately)",
             ));
         }
-        let mut fields = ListElements::new(entries);
-        while let (Some(user_key), Some(value)) = (fields.next(), fields.next()) {
-            self.store.map_put(s, kg, key, ns, user_key, value)?;
-        }
-        Ok(())
+        self.store.map_put_all(s, kg, key, ns, entries)
     }
 
     pub fn map_remove(
@@ -659,8 +655,10 @@ impl StateBackend {
     }
 
     /// The synchronous phase of an incremental RocksDB snapshot whose files the caller
-    /// stores itself (e.g. in Flink's checkpoint streams): flushes the memtables and
-    /// hard-links the DB's files. See [`IncrementalUpload`].
+    /// stores itself (e.g. in Flink's checkpoint streams). With the write-back cache
+    /// it queues the memtable flush and the hard links behind the cache's writes, and
+    /// the first use of the [`IncrementalUpload`] (on the asynchronous phase's
+    /// thread) waits for them; without it, they happen here.
     pub fn incremental_snapshot(&mut self, checkpoint_id: u64) -> Result<IncrementalUpload> {
         let local = self
             .store
@@ -675,7 +673,7 @@ impl StateBackend {
             keyed: KeyedData::Files(DbFiles::default()),
             operator_states: self.operator.snapshot(),
         };
-        IncrementalUpload::new(manifest, local)
+        Ok(IncrementalUpload::new(manifest, local))
     }
 
     /// Both phases on the calling thread.
@@ -701,7 +699,7 @@ fn with_cache(config: &Config, rocks: RocksStore) -> Result<Box<dyn KeyedStore>>
             rocks,
             size,
             options.write_cache_dirty_size,
-        )),
+        )?),
     })
 }
 

@@ -39,7 +39,7 @@ fn store(b: &mut StateBackend, id: u64, previous: &Stored) -> Stored {
     let mut upload = b.incremental_snapshot(id).unwrap();
     let mut out = Stored::default();
     for shared in [true, false] {
-        for name in upload.files(shared) {
+        for name in upload.files(shared).unwrap() {
             if let Some(record) = previous.records.get(&name) {
                 if upload.reuse(record).unwrap() {
                     out.files
@@ -153,8 +153,8 @@ fn every_file_must_be_stored_and_reuse_checks_the_file() {
     let first = store(&mut b, 1, &Stored::default());
 
     // Leaving a file out fails the snapshot instead of writing an unrestorable one.
-    let upload = b.incremental_snapshot(2).unwrap();
-    let names = upload.files(false);
+    let mut upload = b.incremental_snapshot(2).unwrap();
+    let names = upload.files(false).unwrap();
     assert!(!names.is_empty());
     let err = upload.finish(&mut Vec::new(), "meta").unwrap_err();
     assert!(

@@ -1633,7 +1633,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_uploadFiles<'l
     shared: jboolean,
 ) -> JObjectArray<'l, JString<'l>> {
     run(&mut env, |env| {
-        let names = with_upload(upload, |u| Ok(u.files(shared)))?;
+        let names = with_upload(upload, |u| Ok(u.files(shared)?))?;
         string_array(env, &names)
     })
 }

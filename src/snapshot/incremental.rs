@@ -13,7 +13,7 @@ use super::{finish_stream, StreamedSnapshot};
 use crate::error::{Error, Result};
 use crate::storage::file::SHARED_DIR;
 use crate::storage::CheckpointStorage;
-use crate::store::rocks::LocalCheckpoint;
+use crate::store::rocks::{DbCheckpoint, LocalCheckpoint};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -158,57 +158,83 @@ fn copy_with_checksums(
 pub struct IncrementalUpload {
     /// The manifest, its file list still empty.
     manifest: Manifest,
-    local: LocalCheckpoint,
-    /// (name, size) of the local checkpoint's files, by name.
-    local_files: Vec<(String, u64)>,
+    local: Local,
     stored: BTreeMap<String, DbFile>,
     uploaded_bytes: u64,
 }
 
+/// The local checkpoint, linked on first use (the asynchronous phase).
+enum Local {
+    Pending(DbCheckpoint),
+    Linked {
+        local: LocalCheckpoint,
+        /// (name, size) of its files, by name.
+        files: Vec<(String, u64)>,
+    },
+    /// Linking failed; the error was returned.
+    Failed,
+}
+
 impl IncrementalUpload {
-    pub(crate) fn new(manifest: Manifest, local: LocalCheckpoint) -> Result<Self> {
-        let local_files = local_files(&local.dir)?;
-        Ok(IncrementalUpload {
+    pub(crate) fn new(manifest: Manifest, local: DbCheckpoint) -> Self {
+        IncrementalUpload {
             manifest,
-            local,
-            local_files,
+            local: Local::Pending(local),
             stored: BTreeMap::new(),
             uploaded_bytes: 0,
-        })
+        }
     }
 
     pub fn checkpoint_id(&self) -> u64 {
         self.manifest.checkpoint_id
     }
 
+    /// The local checkpoint and its files, linked (waited for) on first use.
+    fn local(&mut self) -> Result<(&LocalCheckpoint, &[(String, u64)])> {
+        if let Local::Pending(_) = self.local {
+            let Local::Pending(pending) = std::mem::replace(&mut self.local, Local::Failed) else {
+                unreachable!()
+            };
+            let local = pending.resolve()?;
+            let files = local_files(&local.dir)?;
+            self.local = Local::Linked { local, files };
+        }
+        match &self.local {
+            Local::Linked { local, files } => Ok((local, files)),
+            _ => Err(Error::invalid(format!(
+                "checkpoint {} has no local files: linking them failed",
+                self.checkpoint_id()
+            ))),
+        }
+    }
+
     /// Names of the files to store: the shared ones (immutable SST files, which a
     /// later checkpoint may refer to again) or the private ones.
-    pub fn files(&self, shared: bool) -> Vec<String> {
-        self.local_files
+    pub fn files(&mut self, shared: bool) -> Result<Vec<String>> {
+        let (_, files) = self.local()?;
+        Ok(files
             .iter()
             .filter(|(name, _)| is_shared(name) == shared)
             .map(|(name, _)| name.clone())
-            .collect()
+            .collect())
     }
 
-    fn local_size(&self, name: &str) -> Result<u64> {
-        self.local_files
+    fn local_size(&mut self, name: &str) -> Result<u64> {
+        let id = self.checkpoint_id();
+        let (_, files) = self.local()?;
+        files
             .iter()
             .find(|(n, _)| n == name)
             .map(|&(_, size)| size)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "checkpoint {} has no file {name}",
-                    self.checkpoint_id()
-                ))
-            })
+            .ok_or_else(|| Error::invalid(format!("checkpoint {id} has no file {name}")))
     }
 
     /// Copies file `name` into `sink`; returns the record to hand to
     /// [`IncrementalUpload::reuse`] when a later checkpoint refers to this copy.
     pub fn upload(&mut self, name: &str, sink: &mut dyn Write, sink_name: &str) -> Result<Vec<u8>> {
         let size = self.local_size(name)?;
-        let chunk_crcs = copy_with_checksums(&self.local.dir.join(name), size, sink, sink_name)?;
+        let path = self.local()?.0.dir.join(name);
+        let chunk_crcs = copy_with_checksums(&path, size, sink, sink_name)?;
         let location = if is_shared(name) {
             FileLocation::Shared(name.to_string())
         } else {
@@ -240,7 +266,8 @@ impl IncrementalUpload {
             && matches!(file.location, FileLocation::Shared(_))
             && file.chunk_crcs.len() as u64 == file.size.div_ceil(CHUNK_LEN)
             && self
-                .local_files
+                .local()?
+                .1
                 .iter()
                 .any(|(n, s)| *n == file.name && *s == file.size);
         if same {
@@ -251,16 +278,16 @@ impl IncrementalUpload {
 
     /// Writes the meta stream (a single-stream snapshot with no data: `manifest ‖
     /// trailer`) once every file is stored. The local checkpoint is deleted.
-    pub fn finish(self, sink: &mut dyn Write, sink_name: &str) -> Result<StreamedSnapshot> {
+    pub fn finish(mut self, sink: &mut dyn Write, sink_name: &str) -> Result<StreamedSnapshot> {
+        let names: Vec<String> = self.local()?.1.iter().map(|(n, _)| n.clone()).collect();
         let IncrementalUpload {
             mut manifest,
-            local_files,
             mut stored,
             uploaded_bytes,
             ..
         } = self;
-        let mut files = Vec::with_capacity(local_files.len());
-        for (name, _) in &local_files {
+        let mut files = Vec::with_capacity(names.len());
+        for name in &names {
             files.push(stored.remove(name).ok_or_else(|| {
                 Error::invalid(format!(
                     "file {name} of checkpoint {} was neither uploaded nor reused",

@@ -256,8 +256,8 @@ pub(crate) enum Target {
 pub(crate) enum Payload {
     /// A point-in-time view, written as a full snapshot.
     View(Box<dyn StoreView>),
-    /// A local RocksDB checkpoint, uploaded incrementally.
-    DbCheckpoint(crate::store::rocks::LocalCheckpoint),
+    /// A local RocksDB checkpoint (linked on first use), uploaded incrementally.
+    DbCheckpoint(crate::store::rocks::DbCheckpoint),
 }
 
 /// A snapshot between its synchronous and asynchronous phase. It owns an immutable
@@ -422,6 +422,7 @@ impl PendingSnapshot {
                         KeyedData::Full(full)
                     }
                     Payload::DbCheckpoint(local) => {
+                        let local = local.resolve()?;
                         let previous = retention
                             .lock()
                             .map_err(|_| Error::Closed("retention lock poisoned".into()))?

@@ -7,6 +7,7 @@
 //! iteration, snapshots) are written once, in terms of these primitives.
 
 pub mod heap;
+mod huge_pages;
 mod record;
 pub mod rocks;
 pub mod rocks_cache;
@@ -50,7 +51,7 @@ pub trait KeyedStore: Send {
     fn num_states(&self) -> usize;
 
     /// The synchronous phase of an incremental checkpoint, for stores that have one.
-    fn local_checkpoint(&self) -> Result<Option<rocks::LocalCheckpoint>> {
+    fn local_checkpoint(&self) -> Result<Option<rocks::DbCheckpoint>> {
         Ok(None)
     }
 
@@ -116,6 +117,23 @@ pub trait KeyedStore: Send {
         user_key: &[u8],
         value: &[u8],
     ) -> Result<()>;
+    /// Puts several (user key, value) pairs into one map: `entries` in the list
+    /// encoding (see [`crate::codec::ListElements`]), user key and value
+    /// alternately, already checked.
+    fn map_put_all(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        entries: &[u8],
+    ) -> Result<()> {
+        let mut fields = crate::codec::ListElements::new(entries);
+        while let (Some(user_key), Some(value)) = (fields.next(), fields.next()) {
+            self.map_put(s, kg, key, ns, user_key, value)?;
+        }
+        Ok(())
+    }
     fn map_remove(
         &mut self,
         s: StateId,

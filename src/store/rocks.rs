@@ -179,18 +179,25 @@ impl RocksStore {
     /// The synchronous phase of an incremental checkpoint: flushes the memtables and
     /// hard-links the DB's files into a new local directory.
     pub fn local_checkpoint(&self) -> Result<LocalCheckpoint> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let parent = self.inner.dir.path.join("checkpoints");
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let dir = parent.join(format!("local-{nanos}"));
-        rocksdb::checkpoint::Checkpoint::new(&self.inner.db)?.create_checkpoint(&dir)?;
-        Ok(LocalCheckpoint {
-            dir,
-            _db: Arc::clone(&self.inner),
-        })
+        link(&self.inner)
+    }
+
+    /// What a thread that writes to this DB needs (the write-back cache's writer).
+    pub(crate) fn writer(&self) -> DbWriter {
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        DbWriter {
+            inner: Arc::clone(&self.inner),
+            write,
+            cf_options: {
+                // Ingested files land in level 0, where the profile's LZ4 applies (an
+                // SST file writer takes its file for the bottom level: ZSTD).
+                let mut o = self.cf_options.clone();
+                o.set_compression_type(DBCompressionType::Lz4);
+                o.set_bottommost_compression_type(DBCompressionType::Lz4);
+                o
+            },
+        }
     }
 
     /// The working directory (removed when the store and its snapshots are gone).
@@ -298,6 +305,168 @@ fn cf_name(id: StateId) -> String {
     format!("state-{id}")
 }
 
+/// Flushes the memtables and hard-links the DB's files into a new local directory.
+fn link(inner: &Arc<OpenDb>) -> Result<LocalCheckpoint> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let parent = inner.dir.path.join("checkpoints");
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let dir = parent.join(format!("local-{nanos}"));
+    rocksdb::checkpoint::Checkpoint::new(&inner.db)?.create_checkpoint(&dir)?;
+    Ok(LocalCheckpoint {
+        dir,
+        _db: Arc::clone(inner),
+    })
+}
+
+/// The DB as a writer thread uses it: write batches, sorted files to ingest, and
+/// checkpoint links.
+pub(crate) struct DbWriter {
+    inner: Arc<OpenDb>,
+    write: WriteOptions,
+    /// The column families' options, which ingested files are built with.
+    cf_options: Options,
+}
+
+/// A file being written to be ingested; deleted if dropped before it is finished.
+pub(crate) struct NewSst<'a> {
+    writer: rocksdb::SstFileWriter<'a>,
+    path: Option<PathBuf>,
+}
+
+impl NewSst<'_> {
+    pub(crate) fn add(&mut self, key: &[u8], op: SstOp<'_>) -> Result<()> {
+        match op {
+            SstOp::Put(v) => self.writer.put(key, v)?,
+            SstOp::Delete => self.writer.delete(key)?,
+            SstOp::Merge(v) => self.writer.merge(key, v)?,
+        }
+        Ok(())
+    }
+
+    /// Completes the file (synced); returns its path.
+    pub(crate) fn finish(mut self) -> Result<PathBuf> {
+        self.writer.finish()?;
+        Ok(self.path.take().expect("finished once"))
+    }
+}
+
+impl Drop for NewSst<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What an entry of a file to ingest does to its key.
+pub(crate) enum SstOp<'a> {
+    Put(&'a [u8]),
+    Delete,
+    /// Appends list elements (a merge operand).
+    Merge(&'a [u8]),
+}
+
+impl DbWriter {
+    pub(crate) fn cf(&self, s: StateId) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.inner
+            .db
+            .cf_handle(&cf_name(s))
+            .ok_or_else(|| Error::RocksDb(format!("state {s} has no column family")))
+    }
+
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.inner.db.write_opt(batch, &self.write)?)
+    }
+
+    /// See [`RocksStore::local_checkpoint`].
+    pub(crate) fn local_checkpoint(&self) -> Result<LocalCheckpoint> {
+        link(&self.inner)
+    }
+
+    /// A new file `name` in the working directory to write entries into (DB keys in
+    /// order, each once), with the column families' table options: its filters and
+    /// index are those of a flushed file.
+    pub(crate) fn new_sst(&self, name: &str) -> Result<NewSst<'_>> {
+        let path = self.inner.dir.path.join(name);
+        let writer = rocksdb::SstFileWriter::create(&self.cf_options);
+        writer.open(&path)?;
+        Ok(NewSst {
+            writer,
+            path: Some(path),
+        })
+    }
+
+    /// Moves the file at `path` into state `s`'s column family, newer than all it
+    /// holds. False, with nothing done, if the file overlaps the memtable: flush
+    /// first ([`DbWriter::flush`]), which this never does itself so that it takes
+    /// milliseconds, not a flush's time.
+    pub(crate) fn ingest(&self, s: StateId, path: &Path) -> Result<bool> {
+        let mut options = rocksdb::IngestExternalFileOptions::default();
+        options.set_move_files(true);
+        options.set_allow_blocking_flush(false);
+        match self
+            .inner
+            .db
+            .ingest_external_file_cf_opts(&self.cf(s)?, &options, vec![path])
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.to_string().contains("requires flush") => Ok(false),
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Flushes state `s`'s memtables.
+    pub(crate) fn flush(&self, s: StateId) -> Result<()> {
+        Ok(self.inner.db.flush_cf(&self.cf(s)?)?)
+    }
+
+    /// Files in level 0 of state `s`: each one a lookup must check.
+    pub(crate) fn level0_files(&self, s: StateId) -> Result<u64> {
+        Ok(self
+            .inner
+            .db
+            .property_int_value_cf(&self.cf(s)?, "rocksdb.num-files-at-level0")?
+            .unwrap_or(0))
+    }
+}
+
+/// The files of an incremental checkpoint: linked in the synchronous phase, or
+/// later by the write-back cache's writer once it has written what the cache held
+/// (see `rocks_cache`), which [`DbCheckpoint::resolve`] waits for, on the
+/// asynchronous phase's thread.
+pub struct DbCheckpoint(Link);
+
+enum Link {
+    Linked(LocalCheckpoint),
+    Deferred(Box<dyn FnOnce() -> Result<LocalCheckpoint> + Send>),
+}
+
+impl DbCheckpoint {
+    pub(crate) fn linked(local: LocalCheckpoint) -> Self {
+        DbCheckpoint(Link::Linked(local))
+    }
+
+    pub(crate) fn deferred(
+        link: impl FnOnce() -> Result<LocalCheckpoint> + Send + 'static,
+    ) -> Self {
+        DbCheckpoint(Link::Deferred(Box::new(link)))
+    }
+
+    /// The local checkpoint, once linked.
+    pub fn resolve(self) -> Result<LocalCheckpoint> {
+        match self.0 {
+            Link::Linked(local) => Ok(local),
+            Link::Deferred(link) => link(),
+        }
+    }
+}
+
 /// A RocksDB checkpoint in the local working directory (hard links to the DB's
 /// files). Deleted when dropped; holds the DB open until then.
 pub struct LocalCheckpoint {
@@ -348,8 +517,8 @@ impl KeyedStore for RocksStore {
         self.states.len()
     }
 
-    fn local_checkpoint(&self) -> Result<Option<LocalCheckpoint>> {
-        RocksStore::local_checkpoint(self).map(Some)
+    fn local_checkpoint(&self) -> Result<Option<DbCheckpoint>> {
+        RocksStore::local_checkpoint(self).map(|l| Some(DbCheckpoint::linked(l)))
     }
 
     fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()> {

@@ -56,7 +56,7 @@ impl Default for RocksOptions {
             compaction_style: DBCompactionStyle::Level,
             compression_per_level: None,
             background_jobs: 2,
-            write_cache_size: 128 << 20,
+            write_cache_size: 256 << 20,
             write_cache_dirty_size: 32 << 20,
         }
     }

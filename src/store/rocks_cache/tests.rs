@@ -1,0 +1,338 @@
+use super::*;
+use crate::config::Config;
+use crate::store::EntryData;
+use std::collections::BTreeMap;
+
+fn open(dir: &std::path::Path, size: usize, dirty: usize) -> CachedRocksStore {
+    let url = format!("file://{}", dir.join("checkpoints").display());
+    let config = Config::rocksdb(&url)
+        .unwrap()
+        .with_local_dir(dir.join("local"));
+    let mut store = CachedRocksStore::new(RocksStore::open(&config).unwrap(), size, dirty).unwrap();
+    store.add_state(0, StateKind::Value).unwrap();
+    store.add_state(1, StateKind::List).unwrap();
+    store.add_state(2, StateKind::Map).unwrap();
+    store
+}
+
+fn in_rocks(store: &CachedRocksStore, s: StateId, key: &[u8]) -> Option<Vec<u8>> {
+    let mut k = Vec::new();
+    append_prefix(&mut k, 0, key, b"");
+    let mut out = Vec::new();
+    let found = store.rocks.get_into(s, &k, &mut out).unwrap();
+    found.then_some(out)
+}
+#[test]
+fn stays_within_its_bounds_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (size, dirty) = (1 << 20, 256 << 10);
+    let mut store = open(dir.path(), size, dirty);
+    let mut out = Vec::new();
+    for round in 0..3u32 {
+        for i in 0..20_000u32 {
+            let value = [round.to_le_bytes(), i.to_le_bytes()].concat().repeat(8);
+            store
+                .value_put(0, 0, &i.to_be_bytes(), b"", &value)
+                .unwrap();
+            store
+                .list_append(1, 0, &i.to_be_bytes(), b"", &value[..5])
+                .unwrap();
+            if i % 7 == 0 {
+                out.clear();
+                store
+                    .value_get(0, 0, &(i / 2).to_be_bytes(), b"", &mut out)
+                    .unwrap();
+            }
+            let (bytes, dirty_bytes) = store.cached_bytes();
+            assert!(bytes <= size, "{bytes} bytes cached, room for {size}");
+            assert!(
+                dirty_bytes <= dirty,
+                "{dirty_bytes} dirty bytes, room for {dirty}"
+            );
+        }
+    }
+    for i in 0..20_000u32 {
+        out.clear();
+        assert!(store
+            .value_get(0, 0, &i.to_be_bytes(), b"", &mut out)
+            .unwrap());
+        assert_eq!(
+            out,
+            [2u32.to_le_bytes(), i.to_le_bytes()].concat().repeat(8)
+        );
+        out.clear();
+        assert!(store
+            .list_get(1, 0, &i.to_be_bytes(), b"", &mut out)
+            .unwrap());
+        assert_eq!(out.len(), 15, "three appends of five bytes");
+    }
+}
+
+#[test]
+fn the_synchronous_phase_writes_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 64 << 20, 16 << 20);
+    store.value_put(0, 0, b"a", b"", b"old").unwrap();
+    store.write_back().unwrap();
+    store.value_put(0, 0, b"a", b"", b"new").unwrap();
+    store.list_append(1, 0, b"a", b"", b"x").unwrap();
+    let dirty = store.cached_bytes().1;
+    let view = store.view().unwrap();
+    assert_eq!(store.cached_bytes().1, dirty, "still only in the cache");
+    assert_eq!(in_rocks(&store, 0, b"a").as_deref(), Some(&b"old"[..]));
+    // Later writes do not show in the view; the cache's writes do.
+    store.value_put(0, 0, b"a", b"", b"later").unwrap();
+    store.write_back().unwrap();
+    let mut seen = Vec::new();
+    view.for_each_in_key_group(0, None, &mut |e| {
+        seen.push((e.state, format!("{:?}", e.data)));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (0, format!("{:?}", EntryData::Value(b"new"))),
+            (1, format!("{:?}", EntryData::List(b"x"))),
+        ]
+    );
+    assert_eq!(in_rocks(&store, 0, b"a").as_deref(), Some(&b"later"[..]));
+}
+
+#[test]
+fn long_appends_go_straight_to_rocksdb_only_when_nothing_newer_is_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 64 << 20, 16 << 20);
+    let long = vec![7u8; WRITE_THROUGH_APPEND];
+    let list = |store: &CachedRocksStore, key: &[u8]| {
+        let mut out = Vec::new();
+        store.list_get(1, 0, key, b"", &mut out).unwrap();
+        out
+    };
+    // A clean cached list: RocksDB takes the append, the cache keeps no copy.
+    store.list_append(1, 0, b"a", b"", b"s").unwrap();
+    store.write_back().unwrap();
+    assert_eq!(list(&store, b"a"), b"s");
+    let cached = store.cached_bytes().0;
+    store.list_append(1, 0, b"a", b"", &long).unwrap();
+    assert!(
+        store.cached_bytes().0 <= cached,
+        "the long elements are not copied"
+    );
+    let both = [&b"s"[..], &long].concat();
+    assert_eq!(in_rocks(&store, 1, b"a"), Some(both.clone()));
+    assert_eq!(list(&store, b"a"), both);
+    // A dirty one: the append waits in the cache behind the earlier one.
+    store.list_append(1, 0, b"b", b"", b"s").unwrap();
+    store.list_append(1, 0, b"b", b"", &long).unwrap();
+    assert_eq!(in_rocks(&store, 1, b"b"), None);
+    assert_eq!(list(&store, b"b"), both);
+    // A key in a frozen layer (a snapshot's): the append waits behind it.
+    let view = store.view().unwrap();
+    store.list_append(1, 0, b"b", b"", b"u").unwrap();
+    store.list_append(1, 0, b"b", b"", &long).unwrap();
+    assert_eq!(in_rocks(&store, 1, b"b"), None);
+    // A key the cache knows nothing of goes straight to RocksDB, snapshot or not.
+    store.list_append(1, 0, b"c", b"", &long).unwrap();
+    assert_eq!(in_rocks(&store, 1, b"c"), Some(long.clone()));
+    // Not while a checkpoint link is queued (here behind a slow run): it must not
+    // see the append.
+    store.list_append(1, 0, b"e", b"", b"x").unwrap();
+    store.cache.borrow().writer.set_chunk_delay(300_000);
+    store.cache.borrow_mut().hand_over().unwrap();
+    let link = store.local_checkpoint().unwrap().unwrap();
+    store.list_append(1, 0, b"d", b"", &long).unwrap();
+    assert_eq!(in_rocks(&store, 1, b"d"), None);
+    drop((view, link));
+    store.cache.borrow().writer.set_chunk_delay(0);
+    store.write_back().unwrap();
+    assert_eq!(in_rocks(&store, 1, b"d"), Some(long.clone()));
+    let both = [&both[..], b"u", &long].concat();
+    assert_eq!(in_rocks(&store, 1, b"b"), Some(both.clone()));
+    // A short append to a long clean list: only the new element waits to be written.
+    assert_eq!(list(&store, b"b"), both);
+    store.list_append(1, 0, b"b", b"", b"t").unwrap();
+    assert!(store.cached_bytes().1 < WRITE_THROUGH_APPEND);
+    store.write_back().unwrap();
+    let all = [&both[..], b"t"].concat();
+    assert_eq!(in_rocks(&store, 1, b"b"), Some(all.clone()));
+    assert_eq!(list(&store, b"b"), all);
+}
+
+/// (state, key, user key) → value (a list's encoded elements, concatenated).
+type Model = BTreeMap<(StateId, Vec<u8>, Vec<u8>), Vec<u8>>;
+
+/// Everything a view holds, in the model's shape.
+fn view_contents(view: &dyn StoreView) -> Model {
+    let mut seen = Model::new();
+    view.for_each_in_key_group(0, None, &mut |e| {
+        let (uk, v) = match e.data {
+            EntryData::Value(v) | EntryData::List(v) => (Vec::new(), v.to_vec()),
+            EntryData::MapEntry { user_key, value } => (user_key.to_vec(), value.to_vec()),
+        };
+        seen.insert((e.state, e.key.to_vec(), uk), v);
+        Ok(())
+    })
+    .unwrap();
+    seen
+}
+
+/// Everything an incremental checkpoint's files hold, once linked.
+fn linked_contents(dir: &std::path::Path, link: DbCheckpoint) -> Model {
+    let local = link.resolve().unwrap();
+    let config = Config::rocksdb("file:///unused")
+        .unwrap()
+        .with_local_dir(dir.join("restored"));
+    let kinds = [StateKind::Value, StateKind::List, StateKind::Map];
+    let restored = RocksStore::open_in(&config, config.key_group_range, &kinds, |db| {
+        std::fs::create_dir_all(db).unwrap();
+        for f in std::fs::read_dir(&local.dir).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), db.join(f.file_name())).unwrap();
+        }
+        Ok(())
+    })
+    .unwrap();
+    view_contents(&*restored.view().unwrap())
+}
+
+/// Random operations against a model with a cache so small that runs are always
+/// in flight: reads, snapshots taken while runs land and read much later,
+/// incremental checkpoints linked behind runs and opened later, map scans and
+/// clears (which wait for the writer) must all see the model's state.
+#[test]
+fn runs_in_flight_lose_nothing_and_snapshots_and_checkpoints_see_their_moment() {
+    for seed in 1..=4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path(), 96 << 10, 6 << 10);
+        store.cache.borrow().writer.set_chunk_delay(50);
+        let mut model = Model::new();
+        let mut views: Vec<(Box<dyn StoreView>, Model)> = Vec::new();
+        let mut links: Vec<(DbCheckpoint, Model)> = Vec::new();
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..30_000u32 {
+            let key = (next(400) as u16).to_be_bytes().to_vec();
+            let uk = vec![next(6) as u8];
+            let len = if next(20) == 0 {
+                300
+            } else {
+                1 + next(30) as usize
+            };
+            let value: Vec<u8> = (0..len).map(|i| (step as usize + i) as u8).collect();
+            let mut out = Vec::new();
+            match next(64) {
+                0..=11 => {
+                    store.value_put(0, 0, &key, b"", &value).unwrap();
+                    model.insert((0, key, vec![]), value);
+                }
+                12..=23 => {
+                    store.list_append(1, 0, &key, b"", &value).unwrap();
+                    model.entry((1, key, vec![])).or_default().extend(&value);
+                }
+                24..=27 => {
+                    store.list_replace(1, 0, &key, b"", &value).unwrap();
+                    model.insert((1, key, vec![]), value);
+                }
+                28..=35 => {
+                    store.map_put(2, 0, &key, b"", &uk, &value).unwrap();
+                    model.insert((2, key, uk), value);
+                }
+                36..=39 => {
+                    store.map_remove(2, 0, &key, b"", &uk).unwrap();
+                    model.remove(&(2, key, uk));
+                }
+                40 => {
+                    let s = next(3) as StateId;
+                    store.clear(s, 0, &key, b"").unwrap();
+                    model.retain(|(ms, mk, _), _| !(*ms == s && *mk == key));
+                }
+                41..=44 => {
+                    let found = store.value_get(0, 0, &key, b"", &mut out).unwrap();
+                    let expected = model.get(&(0, key, vec![]));
+                    assert_eq!(found.then_some(&out), expected, "seed {seed}, step {step}");
+                }
+                45..=48 => {
+                    let found = store.list_get(1, 0, &key, b"", &mut out).unwrap();
+                    let expected = model.get(&(1, key, vec![]));
+                    assert_eq!(found.then_some(&out), expected, "seed {seed}, step {step}");
+                }
+                49..=52 => {
+                    let found = store.map_get(2, 0, &key, b"", &uk, &mut out).unwrap();
+                    let expected = model.get(&(2, key.clone(), uk.clone()));
+                    assert_eq!(found.then_some(&out), expected, "seed {seed}, step {step}");
+                    let mut all = Vec::new();
+                    if next(8) == 0 {
+                        store
+                            .map_for_each(2, 0, &key, b"", &mut |u, v| {
+                                all.push((u.to_vec(), v.to_vec()));
+                                Ok(())
+                            })
+                            .unwrap();
+                        let expected: Vec<_> = model
+                            .range((2, key.clone(), vec![])..(2, key.clone(), vec![255; 2]))
+                            .map(|((_, _, u), v)| (u.clone(), v.clone()))
+                            .collect();
+                        assert_eq!(all, expected, "seed {seed}, step {step}");
+                    }
+                }
+                53..=57 => {
+                    if views.len() < 3 {
+                        views.push((store.view().unwrap(), model.clone()));
+                    }
+                }
+                58 if next(4) == 0 => {
+                    if links.len() < 2 {
+                        links.push((store.local_checkpoint().unwrap().unwrap(), model.clone()));
+                    } else {
+                        let (link, then) = links.remove(0);
+                        assert_eq!(
+                            linked_contents(dir.path(), link),
+                            then,
+                            "seed {seed}, step {step}"
+                        );
+                    }
+                }
+                _ => {
+                    if !views.is_empty() {
+                        let (view, then) = views.remove(next(views.len() as u64) as usize);
+                        assert_eq!(view_contents(&*view), then, "seed {seed}, step {step}");
+                    }
+                }
+            }
+            let (bytes, dirty) = store.cached_bytes();
+            assert!(
+                bytes <= 96 << 10,
+                "{bytes} bytes cached, room for {}",
+                96 << 10
+            );
+            assert!(
+                dirty <= 6 << 10,
+                "{dirty} dirty bytes, room for {}",
+                6 << 10
+            );
+        }
+        for (view, then) in views {
+            assert_eq!(view_contents(&*view), then, "seed {seed}, at the end");
+        }
+        for (link, then) in links {
+            assert_eq!(
+                linked_contents(dir.path(), link),
+                then,
+                "seed {seed}, at the end"
+            );
+        }
+        assert_eq!(view_contents(&*store.view().unwrap()), model, "seed {seed}");
+        store.write_back().unwrap();
+        assert_eq!(
+            view_contents(&*store.rocks.view().unwrap()),
+            model,
+            "seed {seed}, in RocksDB"
+        );
+    }
+}

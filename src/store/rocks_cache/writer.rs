@@ -1,0 +1,544 @@
+//! The cache's writer: a thread that writes runs of dirty entries into RocksDB and
+//! links incremental checkpoints, in the order the task thread hands them over.
+//!
+//! Why a thread: a write-back sorts its entries and inserts them into RocksDB's
+//! memtable, about half of what a write costs when the written keys outnumber what
+//! the cache can absorb (profile of `mapPutAll`). Handing a copy of the dirty entries
+//! to a second core lets the task thread go on at once.
+//!
+//! Ordering: jobs complete in the order they were submitted, so a job's completion
+//! means every earlier job's too. A run lands in chunks; each chunk is written under
+//! the lock that [`Writer::snapshot`] takes, so a RocksDB snapshot always knows how
+//! much of the current run it holds. A checkpoint link runs after every job
+//! submitted before it and before any submitted after it: it writes what the cache
+//! held at the synchronous phase, flushes and hard-links, so the linked files hold
+//! exactly the state of the synchronous phase.
+
+use super::layer::{key_prefix, state_of, Entry, Kind, Layer, STATE_LEN};
+use crate::error::{Error, Result};
+use crate::state::StateId;
+use crate::store::rocks::{DbWriter, LocalCheckpoint, SstOp};
+use rocksdb::WriteBatch;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+/// Records written to RocksDB per batch: small enough that a snapshot waiting for
+/// the lock waits a fraction of a millisecond.
+#[cfg(not(test))]
+const CHUNK: usize = 2048;
+/// Tests land runs in small, slow chunks, so that snapshots meet runs half landed.
+#[cfg(test)]
+const CHUNK: usize = 16;
+/// Runs of this many records or more are written as files and ingested; the fixed
+/// cost of a file (a sync, a manifest update: milliseconds) would dominate smaller
+/// ones. Tests ingest small runs too.
+#[cfg(not(test))]
+const INGEST_RECORDS: usize = 50_000;
+#[cfg(test)]
+const INGEST_RECORDS: usize = 64;
+/// Level-0 files per state beyond which ingesting waits for compactions (RocksDB
+/// slows writes down at 20).
+const MAX_LEVEL0_FILES: u64 = 16;
+
+/// A copy of dirty entries, in the order they were taken (a key's older versions
+/// first), to be written to RocksDB.
+#[derive(Default)]
+pub(super) struct Run {
+    /// `key ‖ payload` of each record, back to back.
+    bytes: Vec<u8>,
+    records: Vec<Record>,
+}
+
+#[derive(Clone, Copy)]
+struct Record {
+    start: usize,
+    key_len: u32,
+    payload_len: u32,
+    kind: Kind,
+}
+
+impl Run {
+    pub fn with_capacity(bytes: usize, records: usize) -> Run {
+        Run {
+            bytes: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn push(&mut self, e: &Entry) {
+        self.push_parts(e.key(), e.kind, e.payload());
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Record `i`: (key, kind, payload).
+    pub fn get(&self, i: usize) -> (&[u8], Kind, &[u8]) {
+        let r = self.records[i];
+        let key_end = r.start + r.key_len as usize;
+        (
+            &self.bytes[r.start..key_end],
+            r.kind,
+            &self.bytes[key_end..key_end + r.payload_len as usize],
+        )
+    }
+
+    /// What this run takes in memory.
+    pub fn bytes(&self) -> usize {
+        self.bytes.capacity() + self.records.capacity() * std::mem::size_of::<Record>()
+    }
+
+    /// A copy of the records in `order`, back to back.
+    fn gathered(&self, order: &[u32]) -> Run {
+        let mut out = Run::with_capacity(self.bytes.len(), order.len());
+        // Fetched ahead: the order is a random walk through this run's bytes.
+        const AHEAD: usize = 16;
+        for (n, &i) in order.iter().enumerate() {
+            if let Some(&ahead) = order.get(n + AHEAD) {
+                prefetch(&self.bytes[self.records[ahead as usize].start..]);
+            }
+            let (key, kind, payload) = self.get(i as usize);
+            out.push_parts(key, kind, payload);
+        }
+        out
+    }
+
+    fn push_parts(&mut self, key: &[u8], kind: Kind, payload: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(payload);
+        self.records.push(Record {
+            start,
+            key_len: key.len() as u32,
+            payload_len: payload.len() as u32,
+            kind,
+        });
+    }
+
+    /// Record indices in key order, a key's records in the order they were taken.
+    fn key_order(&self) -> Vec<u32> {
+        // Sorted by the keys' first 32 bytes as integers (map keys share their first
+        // 16 with the other user keys of their map), then ties by the whole key.
+        let mut order: Vec<([u128; 2], u32)> = (0..self.len() as u32)
+            .map(|i| {
+                let key = self.get(i as usize).0;
+                let rest = key.get(16..).unwrap_or_default();
+                ([key_prefix(key), key_prefix(rest)], i)
+            })
+            .collect();
+        order.sort_unstable();
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while order.get(end).is_some_and(|o| o.0 == order[start].0) {
+                end += 1;
+            }
+            if end - start > 1 {
+                order[start..end].sort_by(|a, b| {
+                    let key = |i: u32| self.get(i as usize).0;
+                    key(a.1).cmp(key(b.1)).then(a.1.cmp(&b.1))
+                });
+            }
+            start = end;
+        }
+        order.into_iter().map(|(_, i)| i).collect()
+    }
+}
+
+/// Where an incremental checkpoint's link leaves its result.
+#[derive(Default)]
+pub(super) struct LinkSlot {
+    result: Mutex<Option<Result<LocalCheckpoint>>>,
+    done: Condvar,
+}
+
+impl LinkSlot {
+    /// Waits for the writer to link the checkpoint.
+    pub fn wait(&self) -> Result<LocalCheckpoint> {
+        let mut result = self.result.lock().expect("link slot");
+        loop {
+            if let Some(r) = result.take() {
+                return r;
+            }
+            result = self.done.wait(result).expect("link slot");
+        }
+    }
+
+    fn set(&self, r: Result<LocalCheckpoint>) {
+        *self.result.lock().expect("link slot") = Some(r);
+        self.done.notify_all();
+    }
+}
+
+pub(super) enum Job {
+    Run(Arc<Run>),
+    /// An incremental checkpoint: the dirty entries of `layers` (what the cache held
+    /// beyond the runs before it), then a memtable flush and the hard links.
+    Link {
+        layers: Vec<Arc<Layer>>,
+        slot: Arc<LinkSlot>,
+    },
+}
+
+/// The run being written: its job, its records in key order, how many have landed.
+#[derive(Clone)]
+pub(super) struct Landing {
+    pub job: u64,
+    pub run: Arc<Run>,
+    pub order: Arc<[u32]>,
+    pub landed: usize,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<(u64, Job)>,
+    stop: bool,
+    current: Option<Landing>,
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a job is submitted or completed.
+    changed: Condvar,
+    /// Every job up to this one has completed.
+    completed: AtomicU64,
+    failed: AtomicBool,
+    /// Tests slow the landing of chunks down by this much.
+    #[cfg(test)]
+    chunk_delay_micros: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The writer never panics while holding the lock; a poisoned lock still
+        // holds consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Job `job` has completed: what it landed is now RocksDB's for good.
+    fn complete(&self, job: u64) {
+        let mut state = self.lock();
+        // Cleared with the completion, under one lock: a snapshot sees the landed
+        // records either as landed or as completed, never as neither.
+        state.current = None;
+        self.completed.store(job, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    fn fail(&self, state: &mut State, e: Error) {
+        state
+            .error
+            .get_or_insert_with(|| format!("writing cached state to RocksDB failed: {e}"));
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// The task thread's end of the writer.
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    /// The id of the last job submitted (ids start at 1).
+    submitted: u64,
+}
+
+impl Writer {
+    pub fn start(db: DbWriter) -> Result<Writer> {
+        let shared = Arc::new(Shared::default());
+        let for_thread = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("statebackend-write-back".into())
+            .spawn(move || write_jobs(&for_thread, &db))
+            .map_err(|e| Error::RocksDb(format!("starting the write-back thread: {e}")))?;
+        Ok(Writer {
+            shared,
+            thread: Some(thread),
+            submitted: 0,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn set_chunk_delay(&self, micros: u64) {
+        self.shared
+            .chunk_delay_micros
+            .store(micros, Ordering::Relaxed);
+    }
+
+    /// Every job up to this id has completed.
+    pub fn completed(&self) -> u64 {
+        self.shared.completed.load(Ordering::Acquire)
+    }
+
+    /// The id the next job will get.
+    pub fn next_job(&self) -> u64 {
+        self.submitted + 1
+    }
+
+    /// The error that stopped the writer, if one did: the state RocksDB holds is
+    /// then incomplete, and so is every later snapshot.
+    pub fn check(&self) -> Result<()> {
+        if !self.shared.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let state = self.shared.lock();
+        Err(Error::RocksDb(state.error.clone().unwrap_or_default()))
+    }
+
+    pub fn submit(&mut self, job: Job) -> u64 {
+        self.submitted += 1;
+        let mut state = self.shared.lock();
+        state.queue.push_back((self.submitted, job));
+        self.shared.changed.notify_all();
+        self.submitted
+    }
+
+    /// Waits until job `job` has completed.
+    pub fn wait_for(&self, job: u64) -> Result<()> {
+        if self.completed() < job {
+            let mut state = self.shared.lock();
+            while self.completed() < job {
+                state = self
+                    .shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        self.check()
+    }
+
+    /// Runs `f` (taking a RocksDB snapshot) while no chunk lands; returns its result,
+    /// the last job completed before it and how far the run being written had got.
+    pub fn snapshot<T>(&self, f: impl FnOnce() -> T) -> (T, u64, Option<Landing>) {
+        let state = self.shared.lock();
+        let t = f();
+        (t, self.completed(), state.current.clone())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: jobs in order until stopped. After a failure, or once
+/// stopped, runs are dropped and links fail, so that nobody waits forever.
+fn write_jobs(shared: &Shared, db: &DbWriter) {
+    loop {
+        let (job, work, stopped) = {
+            let mut state = shared.lock();
+            loop {
+                if let Some((job, work)) = state.queue.pop_front() {
+                    break (job, work, state.stop);
+                }
+                if state.stop {
+                    return;
+                }
+                state = shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let live = !stopped && !shared.failed.load(Ordering::Acquire);
+        match work {
+            Job::Run(run) if live => write_run(shared, db, job, run),
+            Job::Run(_) => {}
+            Job::Link { layers, slot } => {
+                let mut run = Run::default();
+                for layer in &layers {
+                    layer.dirty_entries().for_each(|e| run.push(e));
+                }
+                if live && !run.records.is_empty() {
+                    write_run(shared, db, job, Arc::new(run));
+                }
+                let failed = shared.failed.load(Ordering::Acquire);
+                slot.set(if stopped || failed {
+                    Err(Error::RocksDb(match shared.lock().error.clone() {
+                        Some(e) => e,
+                        None => "the backend was closed before the checkpoint was taken".into(),
+                    }))
+                } else {
+                    db.local_checkpoint()
+                });
+            }
+        }
+        shared.complete(job);
+    }
+}
+
+fn write_run(shared: &Shared, db: &DbWriter, job: u64, run: Arc<Run>) {
+    let order: Arc<[u32]> = run.key_order().into();
+    shared.lock().current = Some(Landing {
+        job,
+        run: Arc::clone(&run),
+        order: Arc::clone(&order),
+        landed: 0,
+    });
+    if run.len() >= INGEST_RECORDS {
+        if let Err(e) = ingest_run(shared, db, job, &run, &order) {
+            shared.fail(&mut shared.lock(), e);
+        }
+        return;
+    }
+    for chunk in order.chunks(CHUNK) {
+        let batch = batch(db, &run, chunk);
+        #[cfg(test)]
+        std::thread::sleep(std::time::Duration::from_micros(
+            shared.chunk_delay_micros.load(Ordering::Relaxed),
+        ));
+        let mut state = shared.lock();
+        match batch.and_then(|b| db.write(b)) {
+            Ok(()) => {
+                if let Some(current) = state.current.as_mut() {
+                    current.landed += chunk.len();
+                }
+            }
+            Err(e) => {
+                shared.fail(&mut state, e);
+                break;
+            }
+        }
+    }
+}
+
+/// Writes a large run as sorted files, one per state, each moved into RocksDB
+/// whole (ingested): the memtable's skip list and its flush are skipped, half of
+/// what a write-back costs RocksDB. The states land in key order, one file at a
+/// time under the lock, so [`Landing`] counts them as it counts chunks.
+fn ingest_run(shared: &Shared, db: &DbWriter, job: u64, run: &Run, order: &[u32]) -> Result<()> {
+    // In key order, contiguous: the walks below read it front to back.
+    let sorted = run.gathered(order);
+    let identity: Vec<u32> = (0..sorted.len() as u32).collect();
+    let mut start = 0;
+    while start < sorted.len() {
+        let s = state_of(sorted.get(start).0);
+        let end =
+            start + identity[start..].partition_point(|&i| state_of(sorted.get(i as usize).0) == s);
+        let mut sst = db.new_sst(&format!("write-back-{job}-{s}.sst"))?;
+        for_each_combined(&sorted, &identity[start..end], |key, kind, payload| {
+            let op = match kind {
+                Kind::Present => SstOp::Put(payload),
+                Kind::Absent => SstOp::Delete,
+                Kind::Append => SstOp::Merge(payload),
+            };
+            sst.add(&key[STATE_LEN..], op)
+        })?;
+        let path = sst.finish()?;
+        // Compactions fold level 0 into the levels below; until they catch up,
+        // every lookup would check one more file.
+        while db.level0_files(s)? >= MAX_LEVEL0_FILES {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        loop {
+            let mut state = shared.lock();
+            if db.ingest(s, &path)? {
+                if let Some(current) = state.current.as_mut() {
+                    current.landed = end;
+                }
+                break;
+            }
+            // Direct writes are in the memtable: flushed outside the lock.
+            drop(state);
+            db.flush(s)?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Calls `f` with each key of `order` (sorted, a key's records in the order they
+/// were taken) once, its records combined.
+fn for_each_combined(
+    run: &Run,
+    order: &[u32],
+    mut f: impl FnMut(&[u8], Kind, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut combined: Vec<u8> = Vec::new();
+    let mut n = 0;
+    while n < order.len() {
+        let (key, mut kind, payload) = run.get(order[n] as usize);
+        n += 1;
+        if order.get(n).is_none_or(|&i| run.get(i as usize).0 != key) {
+            f(key, kind, payload)?;
+            continue;
+        }
+        combined.clear();
+        combined.extend_from_slice(payload);
+        while let Some((_, next, more)) = order
+            .get(n)
+            .map(|&i| run.get(i as usize))
+            .filter(|r| r.0 == key)
+        {
+            match (kind, next) {
+                (_, Kind::Present | Kind::Absent) | (Kind::Absent, Kind::Append) => {
+                    kind = if next == Kind::Absent {
+                        Kind::Absent
+                    } else {
+                        Kind::Present
+                    };
+                    combined.clear();
+                }
+                (Kind::Present | Kind::Append, Kind::Append) => {}
+            }
+            combined.extend_from_slice(more);
+            n += 1;
+        }
+        f(key, kind, &combined)?;
+    }
+    Ok(())
+}
+
+/// The records `chunk` of `run` as one write batch, in the chunk's order.
+fn batch(db: &DbWriter, run: &Run, chunk: &[u32]) -> Result<WriteBatch> {
+    let records = chunk.iter().map(|&i| run.get(i as usize));
+    let bytes: usize = records.clone().map(|(k, _, p)| k.len() + p.len() + 8).sum();
+    let mut batch = WriteBatch::with_capacity_bytes(bytes + 12);
+    let mut cfs = Vec::new();
+    // Key order is a random walk through the run's bytes: each record would wait
+    // for its cache miss (88% of this loop in a profile) unless fetched ahead.
+    const AHEAD: usize = 16;
+    for &i in chunk.iter().take(AHEAD) {
+        prefetch(run.get(i as usize).0);
+    }
+    for (n, (key, kind, payload)) in records.enumerate() {
+        if let Some(&i) = chunk.get(n + AHEAD) {
+            prefetch(run.get(i as usize).0);
+        }
+        let s = state_of(key) as usize;
+        if cfs.len() <= s {
+            cfs.resize_with(s + 1, || None);
+        }
+        if cfs[s].is_none() {
+            cfs[s] = Some(db.cf(s as StateId)?);
+        }
+        let cf = cfs[s].as_ref().expect("just looked up");
+        let k = &key[STATE_LEN..];
+        match kind {
+            Kind::Present => batch.put_cf(cf, k, payload),
+            Kind::Absent => batch.delete_cf(cf, k),
+            Kind::Append => batch.merge_cf(cf, k, payload),
+        }
+    }
+    Ok(batch)
+}
+
+/// Asks the CPU to bring the cache line holding the start of `bytes` (a hint).
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and changes no memory.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(bytes.as_ptr().cast(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
