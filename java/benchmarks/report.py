@@ -123,8 +123,13 @@ def chart(names, scores, path):
 def settings(runs):
     r = runs[0]
     keys = sorted({run["params"].get("keyCount") for run in runs})
+    forks = (
+        "one JVM per backend running every benchmark (-f 0)"
+        if r["forks"] == 0
+        else f"{r['forks']} fork(s) per benchmark"
+    )
     return (
-        f"JMH {r.get('jmhVersion', '?')}, {r['forks']} fork(s), "
+        f"JMH {r.get('jmhVersion', '?')}, {forks}, "
         f"{r['warmupIterations']} warmup iteration(s) of {r['warmupTime']}, "
         f"{r['measurementIterations']} measured iteration(s) of {r['measurementTime']}, "
         f"keyCount={', '.join(keys)} preloaded keys, JDK {r.get('jdkVersion', '?')}"

@@ -719,9 +719,26 @@ fn backend_kind(kind: jint) -> Res<BackendKind> {
     }
 }
 
+/// `boolean rocksDBOptionKnown(String key)`: whether the RocksDB backend knows the
+/// option `key` (with its `state.backend.rocksdb.` prefix).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_rocksDBOptionKnown<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    key: JString<'l>,
+) -> jboolean {
+    run(&mut env, |env| {
+        let key = key.try_to_string(env)?;
+        Ok(key
+            .strip_prefix(crate::config::keys::ROCKSDB_PREFIX)
+            .is_some_and(crate::store::rocks_options::is_known))
+    })
+}
+
 /// `long open(int kind, int maxParallelism, int kgStart, int kgEnd, long maxStateSize,
-/// String localDir, RestoreSource[] restore)`: a backend owning key groups
-/// `kgStart..=kgEnd`, restored from the given single-stream snapshots (may be empty).
+/// String localDir, String[] rocksDBOptions, RestoreSource[] restore)`: a backend
+/// owning key groups `kgStart..=kgEnd`, with `state.backend.rocksdb.*` options as
+/// key and value alternately, restored from the given snapshots (may be empty).
 /// Snapshots go to Flink's streams, never to the core's own checkpoint storage.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
@@ -734,6 +751,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
     kg_end: jint,
     max_state_size: jlong,
     local_dir: JString<'l>,
+    rocksdb_options: JObjectArray<'l>,
     restore: JObjectArray<'l>,
 ) -> jlong {
     run(&mut env, |env| {
@@ -752,6 +770,26 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
         let limit = u64::try_from(max_state_size)
             .map_err(|_| Failure::Argument(format!("max state size {max_state_size}")))?;
         config = config.with_max_state_size(limit);
+        let n = rocksdb_options.len(env)?;
+        if n % 2 != 0 {
+            return Err(Failure::Argument(
+                "RocksDB options come as key and value alternately".into(),
+            ));
+        }
+        for i in (0..n).step_by(2) {
+            let (key, value) = env.with_local_frame(4, |env| -> Res<(String, String)> {
+                let key = rocksdb_options.get_element(env, i)?;
+                let value = rocksdb_options.get_element(env, i + 1)?;
+                Ok((
+                    env.cast_local::<JString>(key)?.try_to_string(env)?,
+                    env.cast_local::<JString>(value)?.try_to_string(env)?,
+                ))
+            })?;
+            let option = key
+                .strip_prefix(crate::config::keys::ROCKSDB_PREFIX)
+                .ok_or_else(|| Failure::Argument(format!("{key} is not a RocksDB option")))?;
+            config.rocksdb_options.insert(option.to_string(), value);
+        }
         let count = restore.len(env)?;
         let mut handles = Vec::with_capacity(count);
         for i in 0..count {

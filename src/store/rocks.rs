@@ -44,6 +44,8 @@ pub struct RocksStore {
     range: KeyGroupRange,
     states: Vec<(String, StateKind)>,
     cf_options: Options,
+    /// Bytes of one memtable.
+    write_buffer_size: usize,
     write: WriteOptions,
     read: ReadOptions,
     /// Reused buffer for composite keys.
@@ -149,6 +151,7 @@ impl RocksStore {
             range,
             states,
             cf_options: cf,
+            write_buffer_size: options.write_buffer_size,
             write,
             read: ReadOptions::default(),
             key_buf: RefCell::new(Vec::with_capacity(64)),
@@ -189,6 +192,7 @@ impl RocksStore {
         DbWriter {
             inner: Arc::clone(&self.inner),
             write,
+            write_buffer_size: self.write_buffer_size,
             cf_options: {
                 // Ingested files land in level 0, where the profile's LZ4 applies (an
                 // SST file writer takes its file for the bottom level: ZSTD).
@@ -328,6 +332,7 @@ pub(crate) struct DbWriter {
     write: WriteOptions,
     /// The column families' options, which ingested files are built with.
     cf_options: Options,
+    write_buffer_size: usize,
 }
 
 /// A file being written to be ingested; deleted if dropped before it is finished.
@@ -424,6 +429,16 @@ impl DbWriter {
     /// Flushes state `s`'s memtables.
     pub(crate) fn flush(&self, s: StateId) -> Result<()> {
         Ok(self.inner.db.flush_cf(&self.cf(s)?)?)
+    }
+
+    /// Bytes state `s`'s active memtable can take before RocksDB flushes it.
+    pub(crate) fn memtable_room(&self, s: StateId) -> Result<usize> {
+        let used = self
+            .inner
+            .db
+            .property_int_value_cf(&self.cf(s)?, "rocksdb.cur-size-active-mem-table")?
+            .unwrap_or(0);
+        Ok(self.write_buffer_size.saturating_sub(used as usize))
     }
 
     /// Files in level 0 of state `s`: each one a lookup must check.

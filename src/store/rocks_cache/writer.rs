@@ -31,13 +31,14 @@ const CHUNK: usize = 2048;
 /// Tests land runs in small, slow chunks, so that snapshots meet runs half landed.
 #[cfg(test)]
 const CHUNK: usize = 16;
-/// Runs of this many records or more are written as files and ingested; the fixed
-/// cost of a file (a sync, a manifest update: milliseconds) would dominate smaller
-/// ones. Tests ingest small runs too.
+/// Runs of this many records or bytes or more are written as files and ingested;
+/// the fixed cost of a file (a sync, a manifest update: milliseconds) would
+/// dominate smaller ones. Tests ingest small runs too.
 #[cfg(not(test))]
 const INGEST_RECORDS: usize = 50_000;
 #[cfg(test)]
 const INGEST_RECORDS: usize = 64;
+const INGEST_BYTES: usize = 8 << 20;
 /// Level-0 files per state beyond which ingesting waits for compactions (RocksDB
 /// slows writes down at 20).
 const MAX_LEVEL0_FILES: u64 = 16;
@@ -384,76 +385,107 @@ fn write_run(shared: &Shared, db: &DbWriter, job: u64, run: Arc<Run>) {
         order: Arc::clone(&order),
         landed: 0,
     });
-    if run.len() >= INGEST_RECORDS {
-        if let Err(e) = ingest_run(shared, db, job, &run, &order) {
+    // State by state: a state's records are contiguous in key order.
+    let mut start = 0;
+    while start < order.len() {
+        let s = state_of(run.get(order[start] as usize).0);
+        let end = start + order[start..].partition_point(|&i| state_of(run.get(i as usize).0) == s);
+        let written = match ingests(db, &run, &order[start..end], s) {
+            Ok(true) => ingest(shared, db, job, &run, &order[start..end], s, end),
+            Ok(false) => write_batches(shared, db, &run, &order[start..end]),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             shared.fail(&mut shared.lock(), e);
+            return;
         }
-        return;
+        start = end;
     }
+}
+
+/// Whether records `order` of `run` (all of state `s`) go in as a file: when they
+/// are many and would fill the memtable anyway. What fits the memtable stays there,
+/// where a lookup or a scan costs less than in files of their own (a file ingested
+/// per run made map scans twice as slow).
+fn ingests(db: &DbWriter, run: &Run, order: &[u32], s: StateId) -> Result<bool> {
+    let bytes: usize = order
+        .iter()
+        .map(|&i| {
+            let (k, _, p) = run.get(i as usize);
+            k.len() + p.len()
+        })
+        .sum();
+    if order.len() < INGEST_RECORDS && bytes < INGEST_BYTES {
+        return Ok(false);
+    }
+    if cfg!(test) {
+        return Ok(true);
+    }
+    // A memtable entry takes about twice its bytes (skip list node, arena).
+    Ok(2 * bytes > db.memtable_room(s)?)
+}
+
+/// Lands records `order` of `run` in write batches, one chunk at a time under the lock.
+fn write_batches(shared: &Shared, db: &DbWriter, run: &Run, order: &[u32]) -> Result<()> {
     for chunk in order.chunks(CHUNK) {
-        let batch = batch(db, &run, chunk);
+        let batch = batch(db, run, chunk)?;
         #[cfg(test)]
         std::thread::sleep(std::time::Duration::from_micros(
             shared.chunk_delay_micros.load(Ordering::Relaxed),
         ));
         let mut state = shared.lock();
-        match batch.and_then(|b| db.write(b)) {
-            Ok(()) => {
-                if let Some(current) = state.current.as_mut() {
-                    current.landed += chunk.len();
-                }
-            }
-            Err(e) => {
-                shared.fail(&mut state, e);
-                break;
-            }
+        db.write(batch)?;
+        if let Some(current) = state.current.as_mut() {
+            current.landed += chunk.len();
         }
-    }
-}
-
-/// Writes a large run as sorted files, one per state, each moved into RocksDB
-/// whole (ingested): the memtable's skip list and its flush are skipped, half of
-/// what a write-back costs RocksDB. The states land in key order, one file at a
-/// time under the lock, so [`Landing`] counts them as it counts chunks.
-fn ingest_run(shared: &Shared, db: &DbWriter, job: u64, run: &Run, order: &[u32]) -> Result<()> {
-    // In key order, contiguous: the walks below read it front to back.
-    let sorted = run.gathered(order);
-    let identity: Vec<u32> = (0..sorted.len() as u32).collect();
-    let mut start = 0;
-    while start < sorted.len() {
-        let s = state_of(sorted.get(start).0);
-        let end =
-            start + identity[start..].partition_point(|&i| state_of(sorted.get(i as usize).0) == s);
-        let mut sst = db.new_sst(&format!("write-back-{job}-{s}.sst"))?;
-        for_each_combined(&sorted, &identity[start..end], |key, kind, payload| {
-            let op = match kind {
-                Kind::Present => SstOp::Put(payload),
-                Kind::Absent => SstOp::Delete,
-                Kind::Append => SstOp::Merge(payload),
-            };
-            sst.add(&key[STATE_LEN..], op)
-        })?;
-        let path = sst.finish()?;
-        // Compactions fold level 0 into the levels below; until they catch up,
-        // every lookup would check one more file.
-        while db.level0_files(s)? >= MAX_LEVEL0_FILES {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        loop {
-            let mut state = shared.lock();
-            if db.ingest(s, &path)? {
-                if let Some(current) = state.current.as_mut() {
-                    current.landed = end;
-                }
-                break;
-            }
-            // Direct writes are in the memtable: flushed outside the lock.
-            drop(state);
-            db.flush(s)?;
-        }
-        start = end;
     }
     Ok(())
+}
+
+/// Lands records `order` of `run` (all of state `s`, ending at `end` of the run's key
+/// order) as one sorted file that RocksDB takes whole (ingests): the memtable's skip
+/// list and its flush are skipped, half of what a write costs RocksDB. It lands
+/// under the lock, so [`Landing`] counts it as it counts chunks.
+#[allow(clippy::too_many_arguments)]
+fn ingest(
+    shared: &Shared,
+    db: &DbWriter,
+    job: u64,
+    run: &Run,
+    order: &[u32],
+    s: StateId,
+    end: usize,
+) -> Result<()> {
+    // In key order, contiguous: the walk below reads it front to back.
+    let sorted = run.gathered(order);
+    let identity: Vec<u32> = (0..sorted.len() as u32).collect();
+    let mut sst = db.new_sst(&format!("write-back-{job}-{s}.sst"))?;
+    for_each_combined(&sorted, &identity, |key, kind, payload| {
+        let op = match kind {
+            Kind::Present => SstOp::Put(payload),
+            Kind::Absent => SstOp::Delete,
+            Kind::Append => SstOp::Merge(payload),
+        };
+        sst.add(&key[STATE_LEN..], op)
+    })?;
+    let path = sst.finish()?;
+    // Compactions fold level 0 into the levels below; until they catch up, every
+    // lookup would check one more file.
+    while db.level0_files(s)? >= MAX_LEVEL0_FILES {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    loop {
+        let mut state = shared.lock();
+        if db.ingest(s, &path)? {
+            if let Some(current) = state.current.as_mut() {
+                current.landed = end;
+            }
+            return Ok(());
+        }
+        // Direct writes are in the memtable: flushed outside the lock.
+        drop(state);
+        db.flush(s)?;
+    }
 }
 
 /// Calls `f` with each key of `order` (sorted, a key's records in the order they

@@ -2,6 +2,7 @@ package io.statebackend;
 
 import io.statebackend.internal.NativeBackends;
 import java.io.IOException;
+import java.util.TreeMap;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.ConfigOption;
@@ -32,6 +33,12 @@ public abstract class AbstractNativeBackend
     /** The latency-tracking options ({@code state.latency-track.*}) this backend was given. */
     Configuration latencyTracking = new Configuration();
 
+    /**
+     * The {@code state.backend.rocksdb.*} options for the native side, by key (RocksDB backend
+     * only): from the configuration, overridden by those set on the backend.
+     */
+    TreeMap<String, String> rocksDBOptions = new TreeMap<>();
+
     AbstractNativeBackend() {}
 
     /**
@@ -46,8 +53,22 @@ public abstract class AbstractNativeBackend
         copyOption(StateLatencyTrackOptions.LATENCY_TRACK_HISTORY_SIZE, config, latency);
         copyOption(StateLatencyTrackOptions.LATENCY_TRACK_STATE_NAME_AS_VARIABLE, config, latency);
         copy.latencyTracking = latency;
+        TreeMap<String, String> options = new TreeMap<>();
+        config.toMap()
+                .forEach(
+                        (key, value) -> {
+                            // The local directory is Flink's: tasks get theirs from the IO manager.
+                            if (key.startsWith(ROCKSDB_PREFIX) && !key.equals(ROCKSDB_LOCAL_DIR)) {
+                                options.put(key, value);
+                            }
+                        });
+        options.putAll(rocksDBOptions);
+        copy.rocksDBOptions = options;
         return copy;
     }
+
+    static final String ROCKSDB_PREFIX = "state.backend.rocksdb.";
+    private static final String ROCKSDB_LOCAL_DIR = "state.backend.rocksdb.localdir";
 
     private static <T> void copyOption(
             ConfigOption<T> option, ReadableConfig from, Configuration to) {
@@ -81,6 +102,7 @@ public abstract class AbstractNativeBackend
                 kind(),
                 maxStateSize(),
                 incrementalCheckpoints(),
+                rocksDBOptions,
                 LatencyTrackingStateConfig.newBuilder().configure(latencyTracking),
                 parameters);
     }

@@ -48,6 +48,31 @@ public class NativeRocksDBBackend extends AbstractNativeBackend {
         return checkpointUri;
     }
 
+    /**
+     * Sets a {@code state.backend.rocksdb.*} option (README, "RocksDB options"), e.g. {@code
+     * setRocksDBOption("state.backend.rocksdb.write-cache.size", "64 mb")}; it wins over the job's
+     * configuration. A value the native side rejects fails the task's keyed backend with the key
+     * and the reason.
+     *
+     * @throws IllegalArgumentException if {@code key} is not a RocksDB option this backend knows
+     */
+    public NativeRocksDBBackend setRocksDBOption(String key, String value) {
+        if (key == null || !key.startsWith(ROCKSDB_PREFIX) || value == null) {
+            throw new IllegalArgumentException(
+                    "expected a state.backend.rocksdb.* key and a value, got " + key + "=" + value);
+        }
+        if (!NativeBackends.rocksDBOptionKnown(key)) {
+            throw new IllegalArgumentException(key + " is not an option of NativeRocksDBBackend");
+        }
+        rocksDBOptions.put(key, value);
+        return this;
+    }
+
+    /** The {@code state.backend.rocksdb.*} options given to the native side, by key. */
+    public java.util.SortedMap<String, String> getRocksDBOptions() {
+        return java.util.Collections.unmodifiableSortedMap(rocksDBOptions);
+    }
+
     public boolean isIncremental() {
         return incremental.getOrDefault(
                 CheckpointingOptions.INCREMENTAL_CHECKPOINTS.defaultValue());

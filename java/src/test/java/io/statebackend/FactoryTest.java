@@ -31,6 +31,31 @@ class FactoryTest {
     }
 
     @Test
+    void rocksDbOptionsComeFromTheConfigurationAndTheBackend() throws Exception {
+        Configuration conf = new Configuration();
+        conf.set(StateBackendOptions.STATE_BACKEND, NativeRocksDBBackendFactory.class.getName());
+        conf.setString("state.checkpoints.dir", "file:///tmp/ckpt");
+        conf.setString("state.backend.rocksdb.write-cache.size", "64 mb");
+        conf.setString("state.backend.rocksdb.block.blocksize", "16 kb");
+        conf.setString("state.backend.rocksdb.localdir", "/tmp/flink-rocksdb");
+        NativeRocksDBBackend configured = (NativeRocksDBBackend) load(conf);
+        assertThat(configured.getRocksDBOptions())
+                .containsEntry("state.backend.rocksdb.write-cache.size", "64 mb")
+                .containsEntry("state.backend.rocksdb.block.blocksize", "16 kb")
+                .doesNotContainKey("state.backend.rocksdb.localdir");
+        // Set on the backend, an option wins over the configuration.
+        NativeRocksDBBackend set =
+                new NativeRocksDBBackend("file:///tmp/ckpt")
+                        .setRocksDBOption("state.backend.rocksdb.write-cache.size", "0");
+        assertThat(set.configure(conf, getClass().getClassLoader()).getRocksDBOptions())
+                .containsEntry("state.backend.rocksdb.write-cache.size", "0")
+                .containsEntry("state.backend.rocksdb.block.blocksize", "16 kb");
+        assertThatThrownBy(() -> set.setRocksDBOption("state.backend.rocksdb.no-such-option", "1"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("state.backend.rocksdb.no-such-option");
+    }
+
+    @Test
     void fsFactoryHonoursTheClassicKey() throws Exception {
         Configuration conf = new Configuration();
         conf.set(StateBackendOptions.STATE_BACKEND, NativeFsBackendFactory.class.getName());

@@ -377,6 +377,30 @@ class NativeStateBackendTest {
         }
     }
 
+    /** RocksDB options reach the native side; a bad value fails with its key, not a crash. */
+    @Test
+    void rocksDbOptionsAreAppliedAndCheckedNatively(@TempDir Path dir) throws Exception {
+        String uri = dir.toUri().toString();
+        NativeRocksDBBackend without =
+                new NativeRocksDBBackend(uri)
+                        .setRocksDBOption("state.backend.rocksdb.write-cache.size", "0");
+        try (BackendHarness h = new BackendHarness(without)) {
+            NativeKeyedStateBackend<Integer> keyed = h.create();
+            ValueState<Long> value = state(keyed, new ValueStateDescriptor<>("v", Long.class));
+            keyed.setCurrentKey(1);
+            value.update(7L);
+            assertThat(value.value()).isEqualTo(7L);
+            keyed.dispose();
+        }
+        NativeRocksDBBackend bad =
+                new NativeRocksDBBackend(uri)
+                        .setRocksDBOption("state.backend.rocksdb.writebuffer.count", "lots");
+        try (BackendHarness h = new BackendHarness(bad)) {
+            assertThatThrownBy(h::create)
+                    .hasStackTraceContaining("state.backend.rocksdb.writebuffer.count");
+        }
+    }
+
     /** A query registers its buffers for the call only: many queries do not run out of them. */
     @Test
     void queriesReleaseTheirBuffers() throws Exception {

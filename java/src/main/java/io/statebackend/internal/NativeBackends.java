@@ -3,6 +3,7 @@ package io.statebackend.internal;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.runtime.execution.Environment;
 import org.apache.flink.runtime.state.BackendBuildingException;
@@ -19,6 +20,8 @@ import org.apache.flink.runtime.state.StateBackend.OperatorStateBackendParameter
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
 import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
 import org.apache.flink.util.StateMigrationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Builds keyed and operator state backends from Flink's parameters. Everything that depends on the
@@ -41,6 +44,38 @@ public final class NativeBackends {
         }
     }
 
+    /**
+     * Whether the native RocksDB backend knows the option {@code key} (a {@code
+     * state.backend.rocksdb.*} key). Loads the native library.
+     */
+    public static boolean rocksDBOptionKnown(String key) {
+        NativeLibrary.load();
+        return NativeBridge.rocksDBOptionKnown(key);
+    }
+
+    /**
+     * The RocksDB options the native side knows, as key and value alternately; the others (options
+     * of Flink's own RocksDB backend in a shared configuration) are logged and left out.
+     */
+    private static String[] nativeOptions(Kind kind, Map<String, String> options) {
+        if (kind != Kind.ROCKSDB) {
+            return new String[0];
+        }
+        List<String> pairs = new ArrayList<>();
+        options.forEach(
+                (key, value) -> {
+                    if (NativeBridge.rocksDBOptionKnown(key)) {
+                        pairs.add(key);
+                        pairs.add(value);
+                    } else {
+                        LOG.warn("{} has no effect on NativeRocksDBBackend", key);
+                    }
+                });
+        return pairs.toArray(new String[0]);
+    }
+
+    private static final Logger LOG = LoggerFactory.getLogger(NativeBackends.class);
+
     /** Initial capacity of the timer queues per key group (Flink's heap backend uses 128). */
     private static final int TIMER_QUEUE_CAPACITY = 128;
 
@@ -55,6 +90,7 @@ public final class NativeBackends {
             Kind kind,
             long maxStateSize,
             boolean incremental,
+            Map<String, String> rocksDBOptions,
             LatencyTrackingStateConfig.Builder latencyTracking,
             KeyedStateBackendParameters<K> parameters)
             throws IOException {
@@ -102,6 +138,7 @@ public final class NativeBackends {
                             range.getEndKeyGroup(),
                             maxStateSize,
                             localDirectory(env, parameters.getOperatorIdentifier()),
+                            nativeOptions(kind, rocksDBOptions),
                             sources.toArray(new RestoreSource[0]));
         } finally {
             for (RestoreSource source : sources) {

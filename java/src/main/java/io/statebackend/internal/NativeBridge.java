@@ -38,7 +38,10 @@ final class NativeBridge {
             int keyGroupEnd,
             long maxStateSize,
             String localDir,
+            String[] rocksDBOptions,
             RestoreSource[] restore);
+
+    static native boolean rocksDBOptionKnown(String key);
 
     static native void close(long handle);
 

@@ -30,7 +30,14 @@ class NativeBridgeChannelTest {
 
     private long open(int kind) {
         return NativeBridge.open(
-                kind, 128, 0, 127, Long.MAX_VALUE, dir.toString(), new RestoreSource[0]);
+                kind,
+                128,
+                0,
+                127,
+                Long.MAX_VALUE,
+                dir.toString(),
+                new String[0],
+                new RestoreSource[0]);
     }
 
     private static int put(ByteBuffer in, int at, String text) {
