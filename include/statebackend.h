@@ -498,6 +498,14 @@ sb_status sb_clear(struct sb_backend backend,
                    struct sb_slice ns);
 
 /**
+ * Compacts what `state` keeps on disk, now: the RocksDB backend writes its cache
+ * back, flushes and compacts the state's data (tombstones and list appends
+ * folded); the Memory and Fs backends have nothing to compact. Blocks until done.
+ */
+sb_status sb_compact_state(struct sb_backend backend,
+                           uint32_t state);
+
+/**
  * Fills `*config` with the defaults: memory backend, no URL, max parallelism 128,
  * subtask 0 of 1 (all key groups), 5 MiB max state size, 1 retained checkpoint,
  * not incremental.

@@ -591,6 +591,15 @@ impl StateBackend {
         self.store.num_entries()
     }
 
+    /// Compacts what state `s` keeps on disk, now: the RocksDB backend writes its
+    /// cache back, flushes and compacts the state's column family (tombstones and
+    /// list appends folded, as after a bulk load or a large clear); the heap
+    /// backends have nothing to compact. Blocks until done.
+    pub fn compact_state(&mut self, s: StateId) -> Result<()> {
+        self.registry.get(s)?;
+        self.store.compact(s)
+    }
+
     // ---- operator state -------------------------------------------------------------
 
     /// Operator (non-keyed) list state of this instance.

@@ -885,6 +885,19 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_numEntries<'l>
     })
 }
 
+/// `void compactState(long, int state)`: see `StateBackend::compact_state`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_compactState<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+) {
+    run(&mut env, |_| {
+        with_backend(handle, |c| Ok(c.backend.compact_state(state_id(state)?)?))
+    })
+}
+
 // ---- registering buffers -----------------------------------------------------------------
 
 /// `int bind(long, int channel, ByteBuffer in, ByteBuffer out)`: registers a pair of

@@ -167,6 +167,12 @@ pub trait KeyedStore: Send {
     /// Number of (key, namespace) entries over all states.
     fn num_entries(&self) -> Result<u64>;
 
+    /// Compacts what state `s` keeps on disk, if anything (RocksDB: a flush, then a
+    /// manual compaction of the state's whole range).
+    fn compact(&mut self, _s: StateId) -> Result<()> {
+        Ok(())
+    }
+
     /// The synchronous snapshot phase: a consistent, immutable view whose cost must
     /// not grow with the amount of state. Later writes never show in it.
     fn view(&self) -> Result<Box<dyn StoreView>>;

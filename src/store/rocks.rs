@@ -707,6 +707,17 @@ impl KeyedStore for RocksStore {
         Ok(())
     }
 
+    fn compact(&mut self, s: StateId) -> Result<()> {
+        let cf = self.cf(s);
+        self.db().flush_cf(&cf)?;
+        let mut options = rocksdb::CompactOptions::default();
+        // Also rewrites the last level: tombstones and merge operands are folded.
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        self.db()
+            .compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &options);
+        Ok(())
+    }
+
     fn num_entries(&self) -> Result<u64> {
         let mut n = 0u64;
         for (id, (_, kind)) in self.states.iter().enumerate() {

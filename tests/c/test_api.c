@@ -237,6 +237,11 @@ static void check_access(sb_backend b, uint32_t count, uint32_t events, uint32_t
     /* Lists: encoded form and element walk, update, add_encoded. */
     OK(sb_list_get(b, events, kg3, sl("k003"), sl("w1"), buf, sizeof buf, &len));
     CHECK(count_list(buf, len) == 3);
+    /* Compacting keeps what the state holds (RocksDB: a flush and a compaction). */
+    OK(sb_compact_state(b, events));
+    OK(sb_list_get(b, events, kg3, sl("k003"), sl("w1"), buf, sizeof buf, &len));
+    CHECK(count_list(buf, len) == 3);
+    EXPECT(sb_compact_state(b, 99), SB_STATE_ERROR);
     offset = 0;
     OK(sb_list_next(bl(buf, len), &offset, &el));
     CHECK(slice_eq(el, "e0"));

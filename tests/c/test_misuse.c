@@ -305,6 +305,7 @@ static void handle_cases(void) {
     uint64_t n = 0;
 
     BAD(sb_num_entries(zero, &n), SB_INVALID_HANDLE);
+    BAD(sb_compact_state(zero, 0), SB_INVALID_HANDLE);
     BAD(sb_num_entries(forged, &n), SB_INVALID_HANDLE);
     OK(sb_backend_close(zero)); /* closing the zero handle is a no-op */
 

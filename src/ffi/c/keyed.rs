@@ -395,6 +395,19 @@ pub unsafe extern "C" fn sb_num_entries(backend: sb_backend, out: *mut u64) -> s
     })
 }
 
+/// Compacts what `state` keeps on disk, now: the RocksDB backend writes its cache
+/// back, flushes and compacts the state's data (tombstones and list appends
+/// folded); the Memory and Fs backends have nothing to compact. Blocks until done.
+#[no_mangle]
+pub unsafe extern "C" fn sb_compact_state(backend: sb_backend, state: u32) -> sb_status {
+    ffi_boundary!("sb_compact_state", {
+        with_backend(backend, |c| {
+            c.backend.compact_state(state)?;
+            Ok(SB_OK)
+        })
+    })
+}
+
 /// The output of a reduce callback: a byte buffer owned by the library, valid only
 /// during the callback. Fill it with `sb_buffer_append`.
 pub struct sb_buffer {

@@ -131,15 +131,15 @@ pub(super) fn heap_bytes(capacity: usize) -> usize {
     }
 }
 
-/// What a table with room for `capacity` entries takes: a slot and a control byte
-/// per bucket (hashbrown fills at most 7/8 of them).
-pub(super) fn table_bytes(capacity: usize) -> usize {
+/// What a table with room for `capacity` entries of `slot` bytes takes: a slot and
+/// a control byte per bucket (hashbrown fills at most 7/8 of them).
+pub(super) fn table_bytes(capacity: usize, slot: usize) -> usize {
     let buckets = match capacity {
         0 => return 0,
         c if c < 8 => c + 1,
         c => c / 7 * 8,
     };
-    buckets * (SLOT + 1) + 16
+    buckets * (slot + 1) + 16
 }
 
 /// Bytes of an entry's slot in a table.
@@ -202,15 +202,6 @@ impl Entry {
 
 pub(super) fn state_of(key: &[u8]) -> StateId {
     StateId::from_be_bytes(key[..STATE_LEN].try_into().expect("state id"))
-}
-
-/// The first 16 bytes of a key as a number (zero-padded): ordered as the keys are,
-/// up to ties.
-pub(super) fn key_prefix(key: &[u8]) -> u128 {
-    let mut p = [0u8; 16];
-    let n = key.len().min(16);
-    p[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(p)
 }
 
 /// A hash table of entries and what they cost.
@@ -280,7 +271,7 @@ impl Layer {
     /// Everything this layer takes in memory: its table, its entries, its list of
     /// dirty hashes.
     pub fn bytes(&self) -> usize {
-        table_bytes(self.table.capacity()) + self.cost.heap + self.cost.dirty.capacity() * 8
+        table_bytes(self.table.capacity(), SLOT) + self.cost.heap + self.cost.dirty.capacity() * 8
     }
 
     pub fn find(&self, h: u64, key: &[u8]) -> Option<&Entry> {
@@ -348,7 +339,10 @@ impl Layer {
         if self.cost.removed < 1024 || self.cost.removed < len / 4 {
             return;
         }
-        let mut table = HashTable::with_capacity_in(len + len / 3, HugePages);
+        // Never larger than it was: eviction left about as many entries as the
+        // cache's size allows, and a third more room than that could double it.
+        let capacity = (len + len / 3).min(self.table.capacity());
+        let mut table = HashTable::with_capacity_in(capacity, HugePages);
         for e in std::mem::replace(&mut self.table, HashTable::new_in(HugePages)) {
             table.insert_unique(e.hash, e, |e| e.hash);
         }

@@ -30,6 +30,7 @@
 //! dirty bound, a run; over the size, clean entries not used since the last
 //! eviction go (CLOCK) until a quarter of the room is free.
 
+mod images;
 mod layer;
 mod view;
 mod writer;
@@ -40,6 +41,7 @@ use crate::codec::ListElements;
 use crate::error::Result;
 use crate::state::{StateId, StateKind};
 use hashbrown::hash_table::Entry as Slot;
+use images::{ImageBuilder, MapImages};
 use layer::{state_of, Entry, Kind, Layer, STATE_LEN};
 use rocksdb::WriteBatch;
 use std::cell::RefCell;
@@ -110,6 +112,8 @@ struct Cache {
     dirty_size: usize,
     /// Evictions so far (each draws its victims afresh).
     evictions: u64,
+    /// Maps as last scanned, while unchanged.
+    images: MapImages,
 }
 
 impl Cache {
@@ -118,7 +122,7 @@ impl Cache {
     }
 
     fn bytes(&self) -> usize {
-        self.active.bytes() + self.frozen_bytes + self.in_flight_bytes
+        self.active.bytes() + self.frozen_bytes + self.in_flight_bytes + self.images.bytes()
     }
 
     fn dirty_bytes(&self) -> usize {
@@ -333,6 +337,14 @@ impl Cache {
         Ok(true)
     }
 
+    /// Drops the image of the map at `prefix` (its cache key without a user key).
+    fn forget_image(&mut self, prefix: &[u8]) {
+        if self.images.bytes() > 0 {
+            let h = self.hash(prefix);
+            self.images.invalidate(h, prefix);
+        }
+    }
+
     /// Drops `key` from the active table (after RocksDB changed under it).
     fn forget(&mut self, key: &[u8]) {
         let h = self.hash(key);
@@ -364,7 +376,8 @@ impl Cache {
         let (len, capacity) = (table.len(), table.capacity());
         len + 1 >= capacity
             && len >= capacity / 2
-            && self.bytes() + layer::table_bytes(2 * capacity) - layer::table_bytes(capacity)
+            && self.bytes() + layer::table_bytes(2 * capacity, layer::SLOT)
+                - layer::table_bytes(capacity, layer::SLOT)
                 > self.size
     }
 
@@ -385,7 +398,7 @@ impl Cache {
     /// what else the cache holds.
     fn entries_to_keep(&self) -> usize {
         let len = self.active.table.len();
-        let others = self.frozen_bytes + self.in_flight_bytes;
+        let others = self.frozen_bytes + self.in_flight_bytes + self.images.bytes();
         let room = (self.size / 4 * 3).saturating_sub(others);
         layer::entries_within(room, self.active.cost.heap / len.max(1)).min(len)
     }
@@ -586,6 +599,7 @@ impl CachedRocksStore {
                 size,
                 dirty_size: dirty_size.min(size),
                 evictions: 0,
+                images: MapImages::new(size / 8),
             }),
             key: RefCell::new(Vec::with_capacity(64)),
         })
@@ -652,9 +666,22 @@ impl CachedRocksStore {
         payload: &[u8],
     ) -> Result<()> {
         self.with_key(s, kg, key, ns, user_key, |c, k| {
+            if let Some(u) = user_key {
+                c.forget_image(&k[..k.len() - u.len()]);
+            }
             c.put(k, kind, payload);
             Ok(())
         })
+    }
+
+    /// The image of map (s, kg, key, ns), if it has one; the map's cache key is left
+    /// in `self.key` either way.
+    fn map_image(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Option<images::Entries> {
+        let mut buf = self.key.borrow_mut();
+        encode_key(&mut buf, s, kg, key, ns, None);
+        let cache = self.cache.borrow();
+        let h = cache.hash(&buf);
+        cache.images.get(h, &buf)
     }
 
     /// Writes everything back; then RocksDB alone holds the state.
@@ -790,6 +817,7 @@ impl KeyedStore for CachedRocksStore {
         encode_key(&mut buf, s, kg, key, ns, None);
         let prefix = buf.len();
         let cache = self.cache.get_mut();
+        cache.forget_image(&buf);
         // The user keys' probes first, with nothing in between: independent, their
         // cache misses overlap, and the puts then find their slots cached.
         let mut fields = ListElements::new(entries);
@@ -831,8 +859,12 @@ impl KeyedStore for CachedRocksStore {
     }
 
     // A map's entries are found by a prefix scan, which only RocksDB can do: what
-    // the cache holds is written back first.
+    // the cache holds is written back first. A map scanned and unchanged since is
+    // read from its image.
     fn map_is_empty(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<bool> {
+        if let Some(image) = self.map_image(s, kg, key, ns) {
+            return Ok(image.is_empty());
+        }
         self.write_back()?;
         self.rocks.map_is_empty(s, kg, key, ns)
     }
@@ -845,8 +877,26 @@ impl KeyedStore for CachedRocksStore {
         ns: &[u8],
         f: &mut MapVisitor<'_>,
     ) -> Result<()> {
+        // The cache is not borrowed while `f` runs.
+        let mut builder = match self.map_image(s, kg, key, ns) {
+            Some(image) => {
+                for (user_key, value) in image.iter() {
+                    f(user_key, value)?;
+                }
+                return Ok(());
+            }
+            None => ImageBuilder::new(&self.key.borrow()),
+        };
         self.write_back()?;
-        self.rocks.map_for_each(s, kg, key, ns, f)
+        self.rocks
+            .map_for_each(s, kg, key, ns, &mut |user_key, value| {
+                builder.add(user_key, value);
+                f(user_key, value)
+            })?;
+        let mut cache = self.cache.borrow_mut();
+        let h = cache.hash(builder.prefix());
+        cache.images.insert(h, builder);
+        Ok(())
     }
 
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
@@ -859,6 +909,7 @@ impl KeyedStore for CachedRocksStore {
         cache.before_direct_write()?;
         let mut buf = self.key.borrow_mut();
         encode_key(&mut buf, s, kg, key, ns, None);
+        cache.forget_image(&buf);
         let mut doomed = Vec::new();
         self.rocks.scan_prefix(s, &buf[STATE_LEN..], |k, _| {
             doomed.push(k.to_vec());
@@ -883,6 +934,12 @@ impl KeyedStore for CachedRocksStore {
         self.rocks.num_entries()
     }
 
+    /// Once the cache is written back (the writer idle), RocksDB compacts.
+    fn compact(&mut self, s: StateId) -> Result<()> {
+        self.cache.get_mut().before_direct_write()?;
+        self.rocks.compact(s)
+    }
+
     fn view(&self) -> Result<Box<dyn StoreView>> {
         let mut cache = self.cache.borrow_mut();
         cache.settle()?;
@@ -897,7 +954,9 @@ impl KeyedStore for CachedRocksStore {
 
     /// Restores go straight to RocksDB: the cache is empty while a backend restores.
     fn restore_entry(&mut self, kg: u32, e: EntryRef<'_>) -> Result<()> {
-        self.cache.get_mut().before_direct_write()?;
+        let cache = self.cache.get_mut();
+        cache.images.clear();
+        cache.before_direct_write()?;
         self.rocks.restore_entry(kg, e)
     }
 }

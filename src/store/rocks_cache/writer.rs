@@ -14,7 +14,7 @@
 //! held at the synchronous phase, flushes and hard-links, so the linked files hold
 //! exactly the state of the synchronous phase.
 
-use super::layer::{key_prefix, state_of, Entry, Kind, Layer, STATE_LEN};
+use super::layer::{state_of, Entry, Kind, Layer, STATE_LEN};
 use crate::error::{Error, Result};
 use crate::state::StateId;
 use crate::store::rocks::{DbWriter, LocalCheckpoint, SstOp};
@@ -573,4 +573,13 @@ fn prefetch(bytes: &[u8]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = bytes;
+}
+
+/// The first 16 bytes of a key as a number (zero-padded): ordered as the keys are,
+/// up to ties.
+fn key_prefix(key: &[u8]) -> u128 {
+    let mut p = [0u8; 16];
+    let n = key.len().min(16);
+    p[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(p)
 }

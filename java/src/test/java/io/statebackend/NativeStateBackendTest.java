@@ -23,6 +23,7 @@ import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ReducingState;
 import org.apache.flink.api.common.state.ReducingStateDescriptor;
+import org.apache.flink.api.common.state.StateDescriptor;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
@@ -373,6 +374,22 @@ class NativeStateBackendTest {
             assertThat(list.get()).containsExactlyElementsOf(elements.subList(2, 5));
             list.update(List.of());
             assertThat(list.get()).isNull();
+            keyed.dispose();
+        }
+    }
+
+    /** A manual compaction (as Flink's RocksDB backend offers) keeps every state's contents. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void compactingKeepsTheState(AbstractNativeBackend backend) throws Exception {
+        try (BackendHarness h = new BackendHarness(backend)) {
+            NativeKeyedStateBackend<Integer> keyed = h.create();
+            fill(keyed, 300);
+            for (StateDescriptor<?, ?> d : List.of(VALUE, LIST, MAP, REDUCING, AVERAGE)) {
+                keyed.compactState(d);
+            }
+            keyed.compactState(new ValueStateDescriptor<>("never-created", Long.class));
+            verify(keyed, 300);
             keyed.dispose();
         }
     }

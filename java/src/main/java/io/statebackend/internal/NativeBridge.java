@@ -52,6 +52,9 @@ final class NativeBridge {
 
     static native long numEntries(long handle);
 
+    /** Flushes and compacts what the state keeps on disk (RocksDB); blocks until done. */
+    static native void compactState(long handle, int stateId);
+
     /**
      * Registers the direct buffers of one accessor ({@code channel} -1: a new channel; else that
      * channel's buffers are replaced); the channel id the access calls take.

@@ -481,6 +481,19 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         return true;
     }
 
+    /**
+     * Compacts what the state of {@code descriptor} keeps on disk, now, like Flink's {@code
+     * RocksDBKeyedStateBackend#compactState}: the RocksDB backend writes its cache back, flushes
+     * and compacts the state's data (tombstones and list appends folded); the Memory and Fs
+     * backends have nothing to compact. Does nothing for a state not created in this backend.
+     */
+    public void compactState(StateDescriptor<?, ?> descriptor) {
+        AbstractNativeState<K, ?, ?> state = states.get(descriptor.getName());
+        if (state != null) {
+            NativeBridge.compactState(handle.id(), state.stateId);
+        }
+    }
+
     @Override
     public int numKeyValueStateEntries() {
         return (int) NativeBridge.numEntries(handle.id());
