@@ -69,9 +69,9 @@ impl ImageBuilder {
         }
     }
 
-    /// The map's cache key.
-    pub fn prefix(&self) -> &[u8] {
-        &self.bytes[..self.prefix_len]
+    /// Whether it holds the whole map so far.
+    pub fn whole(&self) -> bool {
+        self.whole
     }
 
     pub fn add(&mut self, user_key: &[u8], value: &[u8]) {

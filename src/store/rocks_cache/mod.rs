@@ -684,6 +684,30 @@ impl CachedRocksStore {
         cache.images.get(h, &buf)
     }
 
+    /// Scans the map whose cache key `map_image` left in `self.key` in RocksDB, after
+    /// writing the cache back, and keeps its image. With `only_for_image`, stops
+    /// once the map is too large for one.
+    fn scan_and_image(
+        &self,
+        s: StateId,
+        only_for_image: bool,
+        f: &mut MapVisitor<'_>,
+    ) -> Result<()> {
+        let prefix = self.key.borrow().clone();
+        self.write_back()?;
+        let mut builder = ImageBuilder::new(&prefix);
+        self.rocks.scan_prefix(s, &prefix[STATE_LEN..], |k, v| {
+            let user_key = &k[prefix.len() - STATE_LEN..];
+            builder.add(user_key, v);
+            f(user_key, v)?;
+            Ok(builder.whole() || !only_for_image)
+        })?;
+        let mut cache = self.cache.borrow_mut();
+        let h = cache.hash(&prefix);
+        cache.images.insert(h, builder);
+        Ok(())
+    }
+
     /// Writes everything back; then RocksDB alone holds the state.
     fn write_back(&self) -> Result<()> {
         self.cache.borrow_mut().write_back()
@@ -865,8 +889,14 @@ impl KeyedStore for CachedRocksStore {
         if let Some(image) = self.map_image(s, kg, key, ns) {
             return Ok(image.is_empty());
         }
-        self.write_back()?;
-        self.rocks.map_is_empty(s, kg, key, ns)
+        // On to the map's end (while it fits an image): the next check or scan of
+        // the map then finds its image.
+        let mut empty = true;
+        self.scan_and_image(s, true, &mut |_, _| {
+            empty = false;
+            Ok(())
+        })?;
+        Ok(empty)
     }
 
     fn map_for_each(
@@ -878,25 +908,13 @@ impl KeyedStore for CachedRocksStore {
         f: &mut MapVisitor<'_>,
     ) -> Result<()> {
         // The cache is not borrowed while `f` runs.
-        let mut builder = match self.map_image(s, kg, key, ns) {
-            Some(image) => {
-                for (user_key, value) in image.iter() {
-                    f(user_key, value)?;
-                }
-                return Ok(());
+        if let Some(image) = self.map_image(s, kg, key, ns) {
+            for (user_key, value) in image.iter() {
+                f(user_key, value)?;
             }
-            None => ImageBuilder::new(&self.key.borrow()),
-        };
-        self.write_back()?;
-        self.rocks
-            .map_for_each(s, kg, key, ns, &mut |user_key, value| {
-                builder.add(user_key, value);
-                f(user_key, value)
-            })?;
-        let mut cache = self.cache.borrow_mut();
-        let h = cache.hash(builder.prefix());
-        cache.images.insert(h, builder);
-        Ok(())
+            return Ok(());
+        }
+        self.scan_and_image(s, false, f)
     }
 
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
