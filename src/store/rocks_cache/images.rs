@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Maps whose entries take more than this are not imaged: their scan is dominated
 /// by the entries, not by the seek.
-pub(super) const MAX_IMAGE: usize = 16 << 10;
+const MAX_IMAGE: usize = 16 << 10;
 
 /// A map's entries as `user key, value, user key, value, …` (list-encoded fields),
 /// behind the map's cache key (`state ‖ key group ‖ key ‖ namespace`).
