@@ -256,6 +256,25 @@ impl Config {
         self
     }
 
+    /// Sets the RocksDB option `key`, a whole `state.backend.rocksdb.*` key (its
+    /// value is checked when the backend opens).
+    pub fn set_rocksdb_option(&mut self, key: &str, value: &str) -> Result<()> {
+        let option = key
+            .strip_prefix(keys::ROCKSDB_PREFIX)
+            .ok_or_else(|| Error::invalid(format!("{key} is not a RocksDB option")))?;
+        self.rocksdb_options
+            .insert(option.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Whether `key`, a whole `state.backend.rocksdb.*` key, is a RocksDB option
+    /// this library knows (Flink's jobs pass on their whole configuration, which
+    /// may hold options of Flink's own RocksDB backend).
+    pub fn knows_rocksdb_option(key: &str) -> bool {
+        key.strip_prefix(keys::ROCKSDB_PREFIX)
+            .is_some_and(crate::store::rocks_options::is_known)
+    }
+
     pub fn with_max_state_size(mut self, bytes: u64) -> Self {
         self.max_state_size = bytes;
         self
@@ -409,9 +428,9 @@ impl Config {
             config.local_dir = Some(PathBuf::from(v));
         }
         for (k, v) in &map {
-            if let Some(option) = k.strip_prefix(keys::ROCKSDB_PREFIX) {
+            if k.starts_with(keys::ROCKSDB_PREFIX) {
                 if k != keys::ROCKSDB_LOCAL_DIR {
-                    config.rocksdb_options.insert(option.to_string(), v.clone());
+                    config.set_rocksdb_option(k, v)?;
                 }
             } else if k.starts_with(keys::NATIVE_PREFIX)
                 && ![

@@ -728,10 +728,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_rocksDBOptionK
     key: JString<'l>,
 ) -> jboolean {
     run(&mut env, |env| {
-        let key = key.try_to_string(env)?;
-        Ok(key
-            .strip_prefix(crate::config::keys::ROCKSDB_PREFIX)
-            .is_some_and(crate::store::rocks_options::is_known))
+        Ok(Config::knows_rocksdb_option(&key.try_to_string(env)?))
     })
 }
 
@@ -785,10 +782,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
                     env.cast_local::<JString>(value)?.try_to_string(env)?,
                 ))
             })?;
-            let option = key
-                .strip_prefix(crate::config::keys::ROCKSDB_PREFIX)
-                .ok_or_else(|| Failure::Argument(format!("{key} is not a RocksDB option")))?;
-            config.rocksdb_options.insert(option.to_string(), value);
+            config.set_rocksdb_option(&key, &value)?;
         }
         let count = restore.len(env)?;
         let mut handles = Vec::with_capacity(count);

@@ -61,8 +61,7 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
 ];
 
 /// Whether `option` (a key without `state.backend.rocksdb.`) is one this library
-/// knows: Flink's jobs pass on their whole configuration, which may hold options
-/// of Flink's own RocksDB backend that this one does not have.
+/// knows (see `Config::knows_rocksdb_option`).
 pub fn is_known(option: &str) -> bool {
     APPLIED.contains(&option) || ACCEPTED_WITHOUT_EFFECT.contains(&option)
 }

@@ -97,6 +97,10 @@ impl MapImages {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
     /// The table and the images.
     pub fn bytes(&self) -> usize {
         table_bytes(self.table.capacity(), SLOT) + self.heap
@@ -138,9 +142,6 @@ impl MapImages {
 
     /// Drops the image of the map at `prefix` (hash `h`): the map changed.
     pub fn invalidate(&mut self, h: u64, prefix: &[u8]) {
-        if self.table.is_empty() {
-            return;
-        }
         if let Ok(o) = self
             .table
             .find_entry(h, |i| i.hash == h && &i.bytes[..i.prefix_len] == prefix)

@@ -339,7 +339,8 @@ impl Cache {
 
     /// Drops the image of the map at `prefix` (its cache key without a user key).
     fn forget_image(&mut self, prefix: &[u8]) {
-        if self.images.bytes() > 0 {
+        // Most maps have no image: no hash for them while there are none.
+        if !self.images.is_empty() {
             let h = self.hash(prefix);
             self.images.invalidate(h, prefix);
         }
