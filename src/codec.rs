@@ -66,15 +66,32 @@ impl<'a> Iterator for ListElements<'a> {
 
 /// Number of elements if `encoded` is a well-formed list, else None.
 pub fn validate_list(encoded: &[u8]) -> Option<u64> {
-    let mut rest = encoded;
+    // Lists of fixed-length elements (numbers, ...) are common: if every length
+    // byte sits where that length says, the check needs no dependent walk.
+    if let Some(&first) = encoded.first() {
+        let stride = first as usize + 1;
+        if first < 0x80
+            && encoded.len() % stride == 0
+            && encoded.iter().step_by(stride).all(|&b| b == first)
+        {
+            return Some((encoded.len() / stride) as u64);
+        }
+    }
+    let mut at = 0;
     let mut count = 0;
-    while !rest.is_empty() {
-        let (len, used) = get_varint(rest)?;
-        let end = used.checked_add(usize::try_from(len).ok()?)?;
-        if end > rest.len() {
+    while let Some(&first) = encoded.get(at) {
+        // Elements under 128 bytes, the common case, have a one-byte length: this
+        // check runs on every list write from Java.
+        let end = if first < 0x80 {
+            at + 1 + first as usize
+        } else {
+            let (len, used) = get_varint(&encoded[at..])?;
+            (at + used).checked_add(usize::try_from(len).ok()?)?
+        };
+        if end > encoded.len() {
             return None;
         }
-        rest = &rest[end..];
+        at = end;
         count += 1;
     }
     Some(count)
@@ -118,6 +135,55 @@ mod tests {
             prop_assert_eq!(validate_list(&buf), Some(elements.len() as u64));
             let back: Vec<Vec<u8>> = ListElements::new(&buf).map(<[u8]>::to_vec).collect();
             prop_assert_eq!(back, elements);
+        }
+
+        #[test]
+        fn long_elements_round_trip(elements in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..400), 0..8)) {
+            let mut buf = Vec::new();
+            for e in &elements { put_list_element(&mut buf, e); }
+            prop_assert_eq!(validate_list(&buf), Some(elements.len() as u64));
+            // Without its last byte, a list whose last element has bytes is malformed.
+            if elements.last().is_some_and(|last| !last.is_empty()) {
+                prop_assert_eq!(validate_list(&buf[..buf.len() - 1]), None);
+            }
+        }
+
+        #[test]
+        fn fixed_length_elements_round_trip(len in 0usize..130, n in 1usize..50, flip in any::<prop::sample::Index>()) {
+            let elements: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; len]).collect();
+            let mut buf = Vec::new();
+            for e in &elements { put_list_element(&mut buf, e); }
+            prop_assert_eq!(validate_list(&buf), Some(n as u64));
+            // With one length byte off, the result is what a plain walk finds.
+            let at = flip.index(n) * (len + 1);
+            buf[at] ^= 1;
+            let mut rest = &buf[..];
+            let mut walked = Some(0u64);
+            while !rest.is_empty() {
+                match get_varint(rest) {
+                    Some((l, used)) if used + l as usize <= rest.len() => {
+                        rest = &rest[used + l as usize..];
+                        walked = walked.map(|c| c + 1);
+                    }
+                    _ => { walked = None; break; }
+                }
+            }
+            prop_assert_eq!(validate_list(&buf), walked);
+        }
+
+        #[test]
+        fn validation_agrees_with_a_plain_walk(bytes: Vec<u8>) {
+            let mut rest = &bytes[..];
+            let mut count = 0u64;
+            let expected = loop {
+                if rest.is_empty() { break Some(count); }
+                let Some((len, used)) = get_varint(rest) else { break None };
+                match used.checked_add(len as usize) {
+                    Some(end) if end <= rest.len() => { rest = &rest[end..]; count += 1; }
+                    _ => break None,
+                }
+            };
+            prop_assert_eq!(validate_list(&bytes), expected);
         }
 
         #[test]

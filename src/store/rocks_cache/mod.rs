@@ -311,10 +311,10 @@ impl Cache {
     }
 
     /// Appends encoded list elements straight to RocksDB when nothing in the cache
-    /// or in flight is newer than RocksDB for `key`. A clean cached copy becomes a
-    /// clean `Append` ("what RocksDB holds"): a list that grows by long appends is
-    /// not copied into the cache at each one. False if the append must go through
-    /// the cache.
+    /// or in flight is newer than RocksDB for `key`. A clean cached copy is dropped:
+    /// a list that grows by long appends is not copied into the cache at each one,
+    /// and the next append to it probes an empty slot. False if the append must go
+    /// through the cache.
     fn append_through(&mut self, rocks: &RocksStore, key: &[u8], elements: &[u8]) -> Result<bool> {
         let done = self.writer.completed();
         let h = self.hash(key);
@@ -324,15 +324,14 @@ impl Cache {
             return Ok(false);
         }
         let Layer { table, cost } = &mut self.active;
-        let entry = table.find_mut(h, |e| e.is(h, key));
-        if entry.as_ref().is_some_and(|e| e.dirty || e.pin > done) {
-            return Ok(false);
-        }
-        rocks.merge(state_of(key), &key[STATE_LEN..], elements)?;
-        if let Some(e) = entry {
-            let before = e.heap();
-            e.set(Kind::Append, &[]);
-            cost.charge(h, before, false, e);
+        match table.find_entry(h, |e| e.is(h, key)) {
+            Ok(o) if o.get().dirty || o.get().pin > done => return Ok(false),
+            Ok(o) => {
+                rocks.merge(state_of(key), &key[STATE_LEN..], elements)?;
+                let (e, _) = o.remove();
+                cost.discharge(&e);
+            }
+            Err(_) => rocks.merge(state_of(key), &key[STATE_LEN..], elements)?,
         }
         Ok(true)
     }

@@ -178,15 +178,20 @@ fn long_appends_go_straight_to_rocksdb_only_when_nothing_newer_is_cached() {
         store.list_get(1, 0, key, b"", &mut out).unwrap();
         out
     };
-    // A clean cached list: RocksDB takes the append, the cache keeps no copy.
+    // A clean cached list: RocksDB takes the append, the cache drops its copy.
     store.list_append(1, 0, b"a", b"", b"s").unwrap();
     store.write_back().unwrap();
     assert_eq!(list(&store, b"a"), b"s");
-    let cached = store.cached_bytes().0;
+    let (cached, entries) = (store.cached_bytes().0, store.cache.borrow().active.table.len());
     store.list_append(1, 0, b"a", b"", &long).unwrap();
     assert!(
         store.cached_bytes().0 <= cached,
         "the long elements are not copied"
+    );
+    assert_eq!(
+        store.cache.borrow().active.table.len(),
+        entries - 1,
+        "the stale copy is dropped"
     );
     let both = [&b"s"[..], &long].concat();
     assert_eq!(in_rocks(&store, 1, b"a"), Some(both.clone()));

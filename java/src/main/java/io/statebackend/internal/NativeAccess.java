@@ -209,6 +209,21 @@ final class NativeAccess implements AutoCloseable {
         endElement(start);
     }
 
+    /**
+     * Appends one element serialized by {@code serializer}, whose {@link
+     * TypeSerializer#getLength()} is {@code length} (0 to 127): the length byte is written first,
+     * and fixed only if the serializer wrote another length.
+     */
+    <T> void appendFixedElement(TypeSerializer<T> serializer, T value, int length)
+            throws IOException {
+        int start = input.position();
+        input.write(length);
+        serializer.serialize(value, input);
+        if (input.position() - start - 1 != length) {
+            endElement(start);
+        }
+    }
+
     static int varintLength(int value) {
         int n = 1;
         for (int v = value >>> 7; v != 0; v >>>= 7) {

@@ -100,9 +100,16 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         startAccess();
         TypeSerializer<V> serializer = elementSerializer();
         int start = access.position();
+        // Fixed-length elements (Long, Integer, ...) have their one-byte length known upfront.
+        int length = serializer.getLength();
+        boolean fixed = length >= 0 && length < 0x80;
         for (V value : values) {
             Preconditions.checkNotNull(value, "You cannot add null to a ListState.");
-            access.appendElement(serializer, value);
+            if (fixed) {
+                access.appendFixedElement(serializer, value, length);
+            } else {
+                access.appendElement(serializer, value);
+            }
         }
         NativeBridge.listAddAll(
                 handle(),

@@ -8,8 +8,13 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.common.typeutils.base.StringSerializer;
+import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
 import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.core.memory.DataOutputView;
 import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
@@ -161,6 +166,84 @@ class DirectViewsTest {
             expected.write(element.getSharedBuffer(), 0, element.length());
         }
         assertThat(bytes(access.in(), access.position())).isEqualTo(expected.getCopyOfBuffer());
+    }
+
+    /**
+     * Elements of a fixed-length serializer get their length byte before they are written; one that
+     * writes another length than its {@code getLength()} still gets the list encoding.
+     */
+    @Test
+    void fixedLengthElementsAndSerializersThatWriteAnotherLength() throws IOException {
+        NativeAccess access = new NativeAccess(new NativeHandle(0));
+        DataOutputSerializer expected = new DataOutputSerializer(16);
+        for (long v : new long[] {0, -1, Long.MIN_VALUE, 42}) {
+            access.appendFixedElement(LongSerializer.INSTANCE, v, 8);
+            expected.writeByte(8);
+            expected.writeLong(v);
+        }
+        TypeSerializer<String> claimsFour = new StringClaimingFourBytes();
+        for (int chars : new int[] {0, 3, 100, 200, 20000}) {
+            String value = "y".repeat(chars);
+            access.appendFixedElement(claimsFour, value, claimsFour.getLength());
+            DataOutputSerializer element = new DataOutputSerializer(16);
+            StringSerializer.INSTANCE.serialize(value, element);
+            NativeListState.writeVarint(expected, element.length());
+            expected.write(element.getSharedBuffer(), 0, element.length());
+        }
+        assertThat(bytes(access.in(), access.position())).isEqualTo(expected.getCopyOfBuffer());
+    }
+
+    /** Strings, with a fixed length of 4 bytes declared (wrongly). */
+    private static final class StringClaimingFourBytes extends TypeSerializerSingleton<String> {
+        @Override
+        public boolean isImmutableType() {
+            return true;
+        }
+
+        @Override
+        public String createInstance() {
+            return "";
+        }
+
+        @Override
+        public String copy(String from) {
+            return from;
+        }
+
+        @Override
+        public String copy(String from, String reuse) {
+            return from;
+        }
+
+        @Override
+        public int getLength() {
+            return 4;
+        }
+
+        @Override
+        public void serialize(String record, DataOutputView target) throws IOException {
+            StringSerializer.INSTANCE.serialize(record, target);
+        }
+
+        @Override
+        public String deserialize(DataInputView source) throws IOException {
+            return StringSerializer.INSTANCE.deserialize(source);
+        }
+
+        @Override
+        public String deserialize(String reuse, DataInputView source) throws IOException {
+            return deserialize(source);
+        }
+
+        @Override
+        public void copy(DataInputView source, DataOutputView target) throws IOException {
+            StringSerializer.INSTANCE.copy(source, target);
+        }
+
+        @Override
+        public TypeSerializerSnapshot<String> snapshotConfiguration() {
+            throw new UnsupportedOperationException();
+        }
     }
 
     private static byte[] bytes(ByteBuffer buffer, int len) {

@@ -166,7 +166,14 @@ final class Backends implements AutoCloseable {
             case NATIVE_FS:
                 return new NativeFsBackend(checkpoints);
             case NATIVE_ROCKSDB:
-                return new NativeRocksDBBackend(checkpoints, incremental);
+                NativeRocksDBBackend rocks = new NativeRocksDBBackend(checkpoints, incremental);
+                for (String option : System.getProperty("bench.rocksdb", "").split(",")) {
+                    if (!option.isBlank()) {
+                        String[] kv = option.split("=", 2);
+                        rocks.setRocksDBOption(kv[0].trim(), kv[1].trim());
+                    }
+                }
+                return rocks;
             default:
                 throw new IllegalArgumentException("not a native backend: " + type);
         }
