@@ -182,7 +182,10 @@ fn long_appends_go_straight_to_rocksdb_only_when_nothing_newer_is_cached() {
     store.list_append(1, 0, b"a", b"", b"s").unwrap();
     store.write_back().unwrap();
     assert_eq!(list(&store, b"a"), b"s");
-    let (cached, entries) = (store.cached_bytes().0, store.cache.borrow().active.table.len());
+    let (cached, entries) = (
+        store.cached_bytes().0,
+        store.cache.borrow().active.table.len(),
+    );
     store.list_append(1, 0, b"a", b"", &long).unwrap();
     assert!(
         store.cached_bytes().0 <= cached,
