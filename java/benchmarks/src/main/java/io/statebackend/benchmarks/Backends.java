@@ -170,6 +170,10 @@ final class Backends implements AutoCloseable {
                 for (String option : System.getProperty("bench.rocksdb", "").split(",")) {
                     if (!option.isBlank()) {
                         String[] kv = option.split("=", 2);
+                        if (kv.length != 2) {
+                            throw new IllegalArgumentException(
+                                    "-Dbench.rocksdb: expected key=value, got " + option);
+                        }
                         rocks.setRocksDBOption(kv[0].trim(), kv[1].trim());
                     }
                 }
