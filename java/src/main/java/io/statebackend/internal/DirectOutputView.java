@@ -71,6 +71,11 @@ final class DirectOutputView implements DataOutputView {
         grown = true;
     }
 
+    /** Writes {@code b} at {@code index}, below the position (a field's length in front of it). */
+    void putAt(int index, byte b) {
+        segment.put(index, b);
+    }
+
     /** Moves {@code len} bytes at {@code from} to {@code to} (the ranges may overlap). */
     void move(int from, int to, int len) {
         if (to > from) {

@@ -192,14 +192,13 @@ final class NativeAccess implements AutoCloseable {
             input.move(start + 1, start + lenBytes, len);
             input.setPosition(start + lenBytes + len);
         }
-        ByteBuffer buffer = input.buffer();
         int at = start;
         int v = len;
         while ((v & ~0x7f) != 0) {
-            buffer.put(at++, (byte) ((v & 0x7f) | 0x80));
+            input.putAt(at++, (byte) ((v & 0x7f) | 0x80));
             v >>>= 7;
         }
-        buffer.put(at, (byte) v);
+        input.putAt(at, (byte) v);
     }
 
     /** Appends one list element serialized by {@code serializer}. */

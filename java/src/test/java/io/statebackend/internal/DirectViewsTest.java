@@ -8,6 +8,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
@@ -242,7 +243,14 @@ class DirectViewsTest {
 
         @Override
         public TypeSerializerSnapshot<String> snapshotConfiguration() {
-            throw new UnsupportedOperationException();
+            return new Snapshot();
+        }
+
+        /** Its snapshot (Flink restores snapshots through a public no-argument constructor). */
+        public static final class Snapshot extends SimpleTypeSerializerSnapshot<String> {
+            public Snapshot() {
+                super(StringClaimingFourBytes::new);
+            }
         }
     }
 
