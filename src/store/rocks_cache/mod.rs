@@ -15,9 +15,8 @@
 //!   is pinned (not evicted), and frozen layers stay until their run has landed.
 //!   A read that must combine appended elements with what RocksDB holds first waits
 //!   for the runs carrying them.
-//! - Only the writer writes to RocksDB, except a long list append to a key with
-//!   nothing pending while no checkpoint link is queued, and clearing a map and
-//!   restoring, which write directly once the writer is idle.
+//! - Only the writer writes to RocksDB, except clearing a map and restoring, which
+//!   write directly once the writer is idle.
 //! - The synchronous snapshot phase moves the active table into a new frozen layer
 //!   (constant time) and takes a RocksDB snapshot between two chunks of a run; the
 //!   view merges the runs' and layers' entries into the snapshot's, in key order, on
@@ -25,10 +24,11 @@
 //!   runs before it; the asynchronous phase waits for it and stores the layers'
 //!   entries beside the linked files.
 //!
-//! Bounded: at most `write-cache.size` bytes of tables, entries and runs in flight,
-//! of which at most `write-cache.dirty-size` not yet handed to the writer. Over the
-//! dirty bound, a run; over the size, clean entries not used since the last
-//! eviction go (CLOCK) until a quarter of the room is free.
+//! Bounded: at most `write-cache.size` bytes of tables, entries, runs in flight and
+//! the landed run kept for the next one, of which at most `write-cache.dirty-size`
+//! not yet handed to the writer (which keeps the sorted copy of a run it ingested).
+//! Over the dirty bound, a run; over the size, clean entries not used since the
+//! last eviction go (CLOCK) until a quarter of the room is free.
 
 mod images;
 mod layer;
@@ -51,10 +51,9 @@ use std::sync::{Arc, OnceLock};
 use view::{CachedView, Pending};
 use writer::{Job, Landing, LinkSlot, Run, Writer};
 
-/// List appends this long or longer go straight to RocksDB when the cache allows:
-/// batching them saves less than copying them costs. Lists this long are not
-/// rewritten for an append: only the new elements are written back.
-const WRITE_THROUGH_APPEND: usize = 256;
+/// Lists this long are not rewritten for an append: only the new elements are
+/// written back, and RocksDB merges them.
+const LONG_LIST: usize = 256;
 /// Frozen layers (one per snapshot with writes before it) kept before their entries
 /// are handed to the writer: each one is a probe more for a read that misses the
 /// active table.
@@ -103,9 +102,10 @@ struct Cache {
     /// Runs handed to the writer and not known to have landed, oldest first.
     in_flight: VecDeque<(u64, Arc<Run>)>,
     in_flight_bytes: usize,
+    /// The memory of the last run landed, for the next one: a fresh run of tens of
+    /// megabytes is mapped anew and faulted in page by page as it is filled.
+    spare: Option<Run>,
     writer: Writer,
-    /// The job of the last checkpoint link queued.
-    last_link: u64,
     /// The last job that writes entries (a run, or a link with layers).
     last_write: u64,
     size: usize,
@@ -122,7 +122,11 @@ impl Cache {
     }
 
     fn bytes(&self) -> usize {
-        self.active.bytes() + self.frozen_bytes + self.in_flight_bytes + self.images.bytes()
+        self.active.bytes()
+            + self.frozen_bytes
+            + self.in_flight_bytes
+            + self.images.bytes()
+            + self.spare.as_ref().map_or(0, Run::bytes)
     }
 
     fn dirty_bytes(&self) -> usize {
@@ -138,7 +142,11 @@ impl Cache {
                 break;
             }
             self.in_flight_bytes -= run.bytes();
-            self.in_flight.pop_front();
+            let (_, run) = self.in_flight.pop_front().expect("a run in flight");
+            // The writer has let go of it unless a snapshot's view still reads it.
+            if let Ok(run) = Arc::try_unwrap(run) {
+                self.spare = Some(run);
+            }
         }
         let landed = self
             .frozen
@@ -292,7 +300,7 @@ impl Cache {
                 match e.kind {
                     // A long clean list lies below: write only the new elements
                     // (rewriting it at each append costs its length each time).
-                    Kind::Present if !e.dirty && e.payload().len() >= WRITE_THROUGH_APPEND => {
+                    Kind::Present if !e.dirty && e.payload().len() >= LONG_LIST => {
                         e.set(Kind::Append, elements)
                     }
                     Kind::Present | Kind::Append => e.extend(elements),
@@ -308,32 +316,6 @@ impl Cache {
                 v.insert(e);
             }
         }
-    }
-
-    /// Appends encoded list elements straight to RocksDB when nothing in the cache
-    /// or in flight is newer than RocksDB for `key`. A clean cached copy is dropped:
-    /// a list that grows by long appends is not copied into the cache at each one,
-    /// and the next append to it probes an empty slot. False if the append must go
-    /// through the cache.
-    fn append_through(&mut self, rocks: &RocksStore, key: &[u8], elements: &[u8]) -> Result<bool> {
-        let done = self.writer.completed();
-        let h = self.hash(key);
-        // A queued checkpoint link must not see it, and older versions of the key
-        // must land first.
-        if self.last_link > done || self.frozen.iter().any(|f| f.layer.find(h, key).is_some()) {
-            return Ok(false);
-        }
-        let Layer { table, cost } = &mut self.active;
-        match table.find_entry(h, |e| e.is(h, key)) {
-            Ok(o) if o.get().dirty || o.get().pin > done => return Ok(false),
-            Ok(o) => {
-                rocks.merge(state_of(key), &key[STATE_LEN..], elements)?;
-                let (e, _) = o.remove();
-                cost.discharge(&e);
-            }
-            Err(_) => rocks.merge(state_of(key), &key[STATE_LEN..], elements)?,
-        }
-        Ok(true)
     }
 
     /// Drops the image of the map at `prefix` (its cache key without a user key).
@@ -398,7 +380,7 @@ impl Cache {
     /// what else the cache holds.
     fn entries_to_keep(&self) -> usize {
         let len = self.active.table.len();
-        let others = self.frozen_bytes + self.in_flight_bytes + self.images.bytes();
+        let others = self.bytes() - self.active.bytes();
         let room = (self.size / 4 * 3).saturating_sub(others);
         layer::entries_within(room, self.active.cost.heap / len.max(1)).min(len)
     }
@@ -421,8 +403,9 @@ impl Cache {
             .map(|f| f.layer.cost.dirty.len())
             .sum::<usize>()
             + self.active.cost.dirty.len();
-        // Most entries are short: their copies grow the run if not.
-        let mut run = Run::with_capacity(count * 48, count);
+        // An entry's bytes and its slot hold more than its key and payload.
+        let mut run = self.spare.take().unwrap_or_default();
+        run.reuse(self.dirty_bytes(), count);
         for f in &mut self.frozen[first..] {
             f.layer.dirty_entries().for_each(|e| run.push(e));
             f.job = job;
@@ -593,8 +576,8 @@ impl CachedRocksStore {
                 frozen_dirty_bytes: 0,
                 in_flight: VecDeque::new(),
                 in_flight_bytes: 0,
+                spare: None,
                 writer,
-                last_link: 0,
                 last_write: 0,
                 size,
                 dirty_size: dirty_size.min(size),
@@ -735,8 +718,8 @@ impl KeyedStore for CachedRocksStore {
             layers,
             slot: Arc::clone(&slot),
         };
-        cache.last_link = cache.writer.submit(link);
-        debug_assert_eq!(cache.last_link, job);
+        let submitted = cache.writer.submit(link);
+        debug_assert_eq!(submitted, job);
         Ok(Some(DbCheckpoint::deferred(move || slot.wait())))
     }
 
@@ -786,10 +769,7 @@ impl KeyedStore for CachedRocksStore {
         encoded: &[u8],
     ) -> Result<()> {
         self.with_key(s, kg, key, ns, None, |c, k| {
-            // Long appends gain nothing from batching: RocksDB takes them as they are.
-            if encoded.len() < WRITE_THROUGH_APPEND || !c.append_through(&self.rocks, k, encoded)? {
-                c.append(k, encoded);
-            }
+            c.append(k, encoded);
             Ok(())
         })
     }

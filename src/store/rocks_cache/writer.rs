@@ -61,13 +61,6 @@ struct Record {
 }
 
 impl Run {
-    pub fn with_capacity(bytes: usize, records: usize) -> Run {
-        Run {
-            bytes: Vec::with_capacity(bytes),
-            records: Vec::with_capacity(records),
-        }
-    }
-
     pub fn push(&mut self, e: &Entry) {
         self.push_parts(e.key(), e.kind, e.payload());
     }
@@ -92,9 +85,18 @@ impl Run {
         self.bytes.capacity() + self.records.capacity() * std::mem::size_of::<Record>()
     }
 
-    /// A copy of the records in `order`, back to back.
-    fn gathered(&self, order: &[u32]) -> Run {
-        let mut out = Run::with_capacity(self.bytes.len(), order.len());
+    /// Empties this run, keeping its memory for the next one, and makes room for
+    /// `bytes` and `records` more.
+    pub fn reuse(&mut self, bytes: usize, records: usize) {
+        self.bytes.clear();
+        self.records.clear();
+        self.bytes.reserve(bytes);
+        self.records.reserve(records);
+    }
+
+    /// Copies the records in `order` into `out` (emptied first), back to back.
+    fn gather_into(&self, order: &[u32], out: &mut Run) {
+        out.reuse(self.bytes.len(), order.len());
         // Fetched ahead: the order is a random walk through this run's bytes.
         const AHEAD: usize = 16;
         for (n, &i) in order.iter().enumerate() {
@@ -104,7 +106,6 @@ impl Run {
             let (key, kind, payload) = self.get(i as usize);
             out.push_parts(key, kind, payload);
         }
-        out
     }
 
     fn push_parts(&mut self, key: &[u8], kind: Kind, payload: &[u8]) {
@@ -334,6 +335,9 @@ impl Drop for Writer {
 /// The writer thread: jobs in order until stopped. After a failure, or once
 /// stopped, runs are dropped and links fail, so that nobody waits forever.
 fn write_jobs(shared: &Shared, db: &DbWriter) {
+    // The sorted copy of the last run ingested, kept: a fresh one of tens of
+    // megabytes is mapped anew and faulted in page by page.
+    let mut sorted = Run::default();
     loop {
         let (job, work, stopped) = {
             let mut state = shared.lock();
@@ -352,7 +356,7 @@ fn write_jobs(shared: &Shared, db: &DbWriter) {
         };
         let live = !stopped && !shared.failed.load(Ordering::Acquire);
         match work {
-            Job::Run(run) if live => write_run(shared, db, job, run),
+            Job::Run(run) if live => write_run(shared, db, job, run, &mut sorted),
             Job::Run(_) => {}
             Job::Link { layers, slot } => {
                 let mut run = Run::default();
@@ -360,7 +364,7 @@ fn write_jobs(shared: &Shared, db: &DbWriter) {
                     layer.dirty_entries().for_each(|e| run.push(e));
                 }
                 if live && !run.records.is_empty() {
-                    write_run(shared, db, job, Arc::new(run));
+                    write_run(shared, db, job, Arc::new(run), &mut sorted);
                 }
                 let failed = shared.failed.load(Ordering::Acquire);
                 slot.set(if stopped || failed {
@@ -377,7 +381,8 @@ fn write_jobs(shared: &Shared, db: &DbWriter) {
     }
 }
 
-fn write_run(shared: &Shared, db: &DbWriter, job: u64, run: Arc<Run>) {
+/// Lands `run`; `sorted` is room for a sorted copy of records to ingest.
+fn write_run(shared: &Shared, db: &DbWriter, job: u64, run: Arc<Run>, sorted: &mut Run) {
     let order: Arc<[u32]> = run.key_order().into();
     shared.lock().current = Some(Landing {
         job,
@@ -391,7 +396,7 @@ fn write_run(shared: &Shared, db: &DbWriter, job: u64, run: Arc<Run>) {
         let s = state_of(run.get(order[start] as usize).0);
         let end = start + order[start..].partition_point(|&i| state_of(run.get(i as usize).0) == s);
         let written = match ingests(db, &run, &order[start..end], s) {
-            Ok(true) => ingest(shared, db, job, &run, &order[start..end], s, end),
+            Ok(true) => ingest(shared, db, job, &run, &order[start..end], s, end, sorted),
             Ok(false) => write_batches(shared, db, &run, &order[start..end]),
             Err(e) => Err(e),
         };
@@ -455,12 +460,13 @@ fn ingest(
     order: &[u32],
     s: StateId,
     end: usize,
+    sorted: &mut Run,
 ) -> Result<()> {
     // In key order, contiguous: the walk below reads it front to back.
-    let sorted = run.gathered(order);
+    run.gather_into(order, sorted);
     let identity: Vec<u32> = (0..sorted.len() as u32).collect();
     let mut sst = db.new_sst(&format!("write-back-{job}-{s}.sst"))?;
-    for_each_combined(&sorted, &identity, |key, kind, payload| {
+    for_each_combined(sorted, &identity, |key, kind, payload| {
         let op = match kind {
             Kind::Present => SstOp::Put(payload),
             Kind::Absent => SstOp::Delete,
