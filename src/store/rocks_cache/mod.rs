@@ -403,7 +403,8 @@ impl Cache {
             .map(|f| f.layer.cost.dirty.len())
             .sum::<usize>()
             + self.active.cost.dirty.len();
-        // An entry's bytes and its slot hold more than its key and payload.
+        // Enough: the dirty bytes count each entry's slot and allocation, more
+        // than its key and payload.
         let mut run = self.spare.take().unwrap_or_default();
         run.reuse(self.dirty_bytes(), count);
         for f in &mut self.frozen[first..] {

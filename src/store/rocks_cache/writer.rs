@@ -85,8 +85,7 @@ impl Run {
         self.bytes.capacity() + self.records.capacity() * std::mem::size_of::<Record>()
     }
 
-    /// Empties this run, keeping its memory for the next one, and makes room for
-    /// `bytes` and `records` more.
+    /// Empties this run, keeping its memory, with room for `bytes` and `records`.
     pub fn reuse(&mut self, bytes: usize, records: usize) {
         self.bytes.clear();
         self.records.clear();
