@@ -2,10 +2,12 @@
 //! state and its checkpoints. Every check and every rule shared by the C and JNI
 //! layers lives here.
 
+use crate::checkpoint_storage::file::FileStorage;
+use crate::checkpoint_storage::CheckpointStorage;
 use crate::codec::{put_list_element, ListElements};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, Result};
-use crate::iter::{EntriesIter, KeysIter};
+use crate::iter::{EntriesIter, KeysIter, SortedMap};
 use crate::keygroup::KeyGroupRange;
 use crate::operator::{Distribution, OperatorStateStore};
 use crate::snapshot::manifest::{DbFiles, KeyedData, Manifest};
@@ -13,12 +15,10 @@ use crate::snapshot::{
     restore, IncrementalUpload, Payload, PendingSnapshot, Retention, SnapshotHandle, Target,
 };
 use crate::state::{StateId, StateInfo, StateKind, StateRegistry};
-use crate::storage::file::FileStorage;
-use crate::storage::CheckpointStorage;
 use crate::store::heap::HeapStore;
+use crate::store::rocks::cache::CachedRocksStore;
+use crate::store::rocks::options::RocksOptions;
 use crate::store::rocks::RocksStore;
-use crate::store::rocks_cache::CachedRocksStore;
-use crate::store::rocks_options::RocksOptions;
 use crate::store::{KeyedStore, MapVisitor};
 use std::sync::{Arc, Mutex};
 
@@ -454,13 +454,31 @@ impl StateBackend {
         key: &[u8],
         ns: &[u8],
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut entries = Vec::new();
+        let mut sorted = SortedMap::default();
+        self.map_entries_sorted(s, kg, key, ns, &mut sorted)?;
+        Ok(sorted
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect())
+    }
+
+    /// All (user key, value) pairs of one map, sorted by serialized user key (on
+    /// every backend), into `out`, whose memory is reused.
+    pub fn map_entries_sorted(
+        &self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        ns: &[u8],
+        out: &mut SortedMap,
+    ) -> Result<()> {
+        out.clear();
         self.map_for_each(s, kg, key, ns, &mut |k, v| {
-            entries.push((k.to_vec(), v.to_vec()));
+            out.push(k, v);
             Ok(())
         })?;
-        entries.sort();
-        Ok(entries)
+        out.sort();
+        Ok(())
     }
 
     // ---- any state ------------------------------------------------------------------
@@ -554,6 +572,25 @@ impl StateBackend {
         Ok(())
     }
 
+    /// [`StateBackend::merge_namespaces`] with the source namespaces in the list
+    /// encoding (see [`crate::codec`]), as the JNI bridge passes them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn merge_namespaces_encoded(
+        &mut self,
+        s: StateId,
+        kg: u32,
+        key: &[u8],
+        target: &[u8],
+        encoded_sources: &[u8],
+        reduce: Option<&mut ReduceFn<'_>>,
+    ) -> Result<()> {
+        if crate::codec::validate_list(encoded_sources).is_none() {
+            return Err(Error::invalid("malformed encoded source namespaces"));
+        }
+        let sources: Vec<&[u8]> = crate::codec::ListElements::new(encoded_sources).collect();
+        self.merge_namespaces(s, kg, key, target, &sources, reduce)
+    }
+
     /// The keys of state `s` that have an entry in namespace `ns`, key group by key
     /// group. The iterator reads a point-in-time view: later writes do not show.
     pub fn keys(&self, s: StateId, ns: &[u8]) -> Result<KeysIter> {
@@ -633,7 +670,7 @@ impl StateBackend {
             _ => None,
         };
         let payload = match local {
-            Some(checkpoint) => Payload::DbCheckpoint(checkpoint),
+            Some(checkpoint) => Payload::CheckpointLink(checkpoint),
             None => Payload::View(self.store.view()?),
         };
         let target = match &self.storage {

@@ -57,12 +57,27 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every kind, in the order of the C ABI's `sb_backend_kind`.
+    pub const ALL: [BackendKind; 3] = [BackendKind::Memory, BackendKind::Fs, BackendKind::RocksDb];
+
     pub fn name(&self) -> &'static str {
         match self {
             BackendKind::Memory => "memory",
             BackendKind::Fs => "fs",
             BackendKind::RocksDb => "rocksdb",
         }
+    }
+
+    /// The kind named `name` (see [`BackendKind::name`]).
+    pub fn from_name(name: &str) -> Result<Self> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown backend kind '{name}' (memory, fs or rocksdb)"
+                ))
+            })
     }
 }
 
@@ -208,6 +223,17 @@ impl Config {
         }
     }
 
+    /// A backend of `kind` whose snapshots the caller streams to storage of its own
+    /// ([`crate::PendingSnapshot::write_to`], [`crate::IncrementalUpload`]: Flink's
+    /// checkpoint streams), owning key groups `range` of `max_parallelism`: no
+    /// checkpoint directory. Open it with [`crate::StateBackend::restore_with_storage`]
+    /// and no storage.
+    pub fn streamed(kind: BackendKind, max_parallelism: u32, range: KeyGroupRange) -> Result<Self> {
+        let mut config = Config::with_backend(kind, None).with_max_parallelism(max_parallelism)?;
+        config.key_group_range = range;
+        Ok(config)
+    }
+
     /// The memory backend: snapshots are returned as bytes.
     pub fn memory() -> Self {
         Config::with_backend(BackendKind::Memory, None)
@@ -272,7 +298,7 @@ impl Config {
     /// may hold options of Flink's own RocksDB backend).
     pub fn knows_rocksdb_option(key: &str) -> bool {
         key.strip_prefix(keys::ROCKSDB_PREFIX)
-            .is_some_and(crate::store::rocks_options::is_known)
+            .is_some_and(crate::store::rocks::options::is_known)
     }
 
     pub fn with_max_state_size(mut self, bytes: u64) -> Self {
@@ -329,7 +355,7 @@ impl Config {
                 reason: "at least one checkpoint must be retained".into(),
             });
         }
-        crate::store::rocks_options::RocksOptions::from_config(&self.rocksdb_options)?;
+        crate::store::rocks::options::RocksOptions::from_config(&self.rocksdb_options)?;
         if self.max_state_size == 0 {
             return Err(Error::Config {
                 key: keys::MAX_STATE_SIZE.into(),

@@ -71,6 +71,11 @@ pub enum Error {
     /// The backend was closed, or an object outlived it.
     #[error("closed: {0}")]
     Closed(String),
+
+    /// A panic (a bug) left the backend in an unknown state: it refuses further
+    /// work. Close it and restore from the last checkpoint.
+    #[error("unusable after a panic: {0}")]
+    Poisoned(String),
 }
 
 impl Error {
@@ -98,4 +103,14 @@ impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
         Error::RocksDb(e.into_string())
     }
+}
+
+/// The message of a caught panic's payload (a `&str` or a `String`, as `panic!`
+/// makes them).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateId;
 use crate::store::{EntryData, StoreView};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// A (key group, key, namespace) of one state.
@@ -32,6 +33,88 @@ pub enum EntryValue {
     Value(Vec<u8>),
     List(Vec<Vec<u8>>),
     MapEntry { user_key: Vec<u8>, value: Vec<u8> },
+}
+
+impl Entry {
+    /// The (user key, value) Flink's canonical savepoints hold for this entry: a
+    /// map entry's user key (empty for other kinds) and the value, a list in Flink's
+    /// delimited encoding (`ListDelimitedSerializer`: the serialized elements joined
+    /// by one `,` byte). None for an empty list, which canonical savepoints leave out.
+    pub fn canonical(&self) -> Option<(&[u8], Cow<'_, [u8]>)> {
+        match &self.value {
+            EntryValue::Value(v) => Some((&[], Cow::Borrowed(&v[..]))),
+            EntryValue::List(l) if l.is_empty() => None,
+            EntryValue::List(l) => Some((&[], Cow::Owned(delimited_list(l)))),
+            EntryValue::MapEntry { user_key, value } => {
+                Some((&user_key[..], Cow::Borrowed(&value[..])))
+            }
+        }
+    }
+}
+
+/// Flink's list encoding in canonical savepoints: elements joined by `,`.
+fn delimited_list(elements: &[Vec<u8>]) -> Vec<u8> {
+    let len = elements.iter().map(|e| e.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+/// The entries of one map sorted by user key, in memory reused from one map to the
+/// next ([`crate::StateBackend::map_entries_sorted`]).
+#[derive(Default, Debug)]
+pub struct SortedMap {
+    bytes: Vec<u8>,
+    /// `(start, user key end, value end)` of each entry in `bytes`.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl SortedMap {
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+    }
+
+    pub(crate) fn push(&mut self, user_key: &[u8], value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(user_key);
+        let user_key_end = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.spans.push((start, user_key_end, self.bytes.len()));
+    }
+
+    pub(crate) fn sort(&mut self) {
+        let bytes = &self.bytes;
+        // User keys are unique within a map: the order is total.
+        self.spans
+            .sort_unstable_by(|a, b| bytes[a.0..a.1].cmp(&bytes[b.0..b.1]));
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Bytes of all user keys and values together.
+    pub fn content_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// (user key, value) pairs in user-key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans
+            .iter()
+            .map(|&(start, uk_end, end)| (&self.bytes[start..uk_end], &self.bytes[uk_end..end]))
+    }
 }
 
 /// Walks key groups of a view, buffering one key group's items at a time.

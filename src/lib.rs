@@ -28,6 +28,7 @@
 //! ```
 
 pub mod backend;
+pub mod checkpoint_storage;
 pub mod codec;
 pub mod config;
 pub mod error;
@@ -37,13 +38,12 @@ pub mod keygroup;
 pub mod operator;
 pub mod snapshot;
 pub mod state;
-pub mod storage;
 pub mod store;
 
 pub use backend::StateBackend;
 pub use config::{BackendKind, CheckpointUrl, Config};
 pub use error::{Error, Result};
-pub use iter::{Entry, EntryValue, KeyEntry};
+pub use iter::{Entry, EntryValue, KeyEntry, SortedMap};
 pub use keygroup::KeyGroupRange;
 pub use operator::Distribution;
 pub use snapshot::{CompletedSnapshot, IncrementalUpload, PendingSnapshot, SnapshotHandle};

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{config, dump};
-use statebackend::storage::source::BytesSource;
+use statebackend::checkpoint_storage::source::BytesSource;
 use statebackend::{BackendKind, Config, Error, SnapshotHandle, StateBackend, StateKind};
 use std::collections::BTreeMap;
 use std::path::Path;

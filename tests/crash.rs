@@ -6,7 +6,7 @@ mod common;
 
 use common::CrashingStorage;
 use common::{config, dump};
-use statebackend::storage::file::FileStorage;
+use statebackend::checkpoint_storage::file::FileStorage;
 use statebackend::{BackendKind, SnapshotHandle, StateBackend, StateKind};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;

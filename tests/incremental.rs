@@ -5,8 +5,8 @@
 mod common;
 
 use common::{config, dump, CrashingStorage};
+use statebackend::checkpoint_storage::file::FileStorage;
 use statebackend::snapshot::manifest::{FileLocation, KeyedData};
-use statebackend::storage::file::FileStorage;
 use statebackend::{BackendKind, Config, Error, SnapshotHandle, StateBackend};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

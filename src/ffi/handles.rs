@@ -17,6 +17,28 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+/// The type tag in a handle's id: one per table, so an id of one kind of object
+/// never resolves in another kind's table.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandleKind {
+    CBackend = 1,
+    CPendingSnapshot = 2,
+    CSnapshot = 3,
+    CKeysIter = 4,
+    CEntriesIter = 5,
+    CMapIter = 6,
+    JniBackend = 0x4a,
+    JniKeysIter = 0x4b,
+    JniPendingSnapshot = 0x4c,
+    JniEntriesIter = 0x4d,
+    JniUpload = 0x4e,
+    #[cfg(test)]
+    Test1 = 0x71,
+    #[cfg(test)]
+    Test2 = 0x72,
+}
+
 const GENERATION_BITS: u32 = 24;
 const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
 
@@ -37,10 +59,10 @@ pub(crate) struct HandleTable<T> {
 }
 
 impl<T> HandleTable<T> {
-    /// A table whose ids carry `tag` (distinct per table, non-zero).
-    pub(crate) const fn new(tag: u8) -> Self {
+    /// A table whose ids carry the tag of `kind` (one table per kind).
+    pub(crate) const fn new(kind: HandleKind) -> Self {
         HandleTable {
-            tag,
+            tag: kind as u8,
             inner: RwLock::new(Slots {
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -131,7 +153,18 @@ impl<T> HandleTable<T> {
     }
 }
 
-/// Why a [`LockedTable`] id cannot be used.
+impl<T> HandleTable<Mutex<T>> {
+    /// Runs `f` on the object behind `id`, under its lock: the same lookup as
+    /// [`LockedTable::with`], for objects that are not used on every call.
+    pub(crate) fn with<R>(&self, id: u64, f: impl FnOnce(&mut T) -> R) -> Result<R, Unusable> {
+        let cell = self.get(id).ok_or(Unusable::Closed)?;
+        // A panic under the lock may have left the object half-updated.
+        let mut guard = cell.lock().map_err(|_| Unusable::Poisoned)?;
+        Ok(f(&mut guard))
+    }
+}
+
+/// Why an id cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unusable {
     /// Removed, never issued, or an id of another table.
@@ -200,10 +233,10 @@ impl Drop for SlotGuard<'_> {
 }
 
 impl<T> LockedTable<T> {
-    /// A table whose ids carry `tag` (distinct per table, non-zero).
-    pub(crate) const fn new(tag: u8) -> Self {
+    /// A table whose ids carry the tag of `kind` (one table per kind).
+    pub(crate) const fn new(kind: HandleKind) -> Self {
         LockedTable {
-            tag,
+            tag: kind as u8,
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS],
             allocation: Mutex::new(Allocation {
                 next: 0,
@@ -356,12 +389,12 @@ impl<T> Drop for LockedTable<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{chunk_of, HandleTable, LockedTable, Unusable, FIRST_CHUNK};
+    use super::{chunk_of, HandleKind, HandleTable, LockedTable, Unusable, FIRST_CHUNK};
 
     #[test]
     fn stale_forged_and_foreign_ids_fail() {
-        let a: HandleTable<u32> = HandleTable::new(1);
-        let b: HandleTable<u32> = HandleTable::new(2);
+        let a: HandleTable<u32> = HandleTable::new(HandleKind::Test1);
+        let b: HandleTable<u32> = HandleTable::new(HandleKind::Test2);
         let x = a.insert(7);
         assert_eq!(*a.get(x).unwrap(), 7);
         assert!(b.get(x).is_none(), "an id of another table");
@@ -388,8 +421,8 @@ mod tests {
 
     #[test]
     fn locked_table_stale_forged_and_foreign_ids_fail() {
-        let a: LockedTable<u32> = LockedTable::new(1);
-        let b: LockedTable<u32> = LockedTable::new(2);
+        let a: LockedTable<u32> = LockedTable::new(HandleKind::Test1);
+        let b: LockedTable<u32> = LockedTable::new(HandleKind::Test2);
         let x = a.insert(7);
         assert_eq!(a.with(x, |v| *v), Ok(7));
         assert_eq!(
@@ -418,7 +451,7 @@ mod tests {
 
     #[test]
     fn locked_table_grows_across_chunks() {
-        let t: LockedTable<usize> = LockedTable::new(3);
+        let t: LockedTable<usize> = LockedTable::new(HandleKind::Test1);
         let ids: Vec<u64> = (0..1000).map(|i| t.insert(i)).collect();
         for (i, &id) in ids.iter().enumerate() {
             assert_eq!(t.with(id, |v| *v), Ok(i));
@@ -433,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_panic_poisons_until_removed() {
-        let t: LockedTable<u32> = LockedTable::new(4);
+        let t: LockedTable<u32> = LockedTable::new(HandleKind::Test1);
         let x = t.insert(1);
         let r = std::panic::catch_unwind(|| {
             t.with(x, |v| {
@@ -454,7 +487,8 @@ mod tests {
 
     #[test]
     fn calls_on_one_object_are_serialized() {
-        let t: std::sync::Arc<LockedTable<u64>> = std::sync::Arc::new(LockedTable::new(5));
+        let t: std::sync::Arc<LockedTable<u64>> =
+            std::sync::Arc::new(LockedTable::new(HandleKind::Test1));
         let id = t.insert(0);
         let threads: Vec<_> = (0..4)
             .map(|_| {

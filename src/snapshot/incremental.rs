@@ -10,10 +10,10 @@
 use super::manifest::{DbFile, DbFiles, FileLocation, KeyedData, Manifest, CHUNK_LEN};
 use super::reader::DbFileSources;
 use super::{finish_stream, StreamedSnapshot};
+use crate::checkpoint_storage::file::SHARED_DIR;
+use crate::checkpoint_storage::CheckpointStorage;
 use crate::error::{Error, Result};
-use crate::storage::file::SHARED_DIR;
-use crate::storage::CheckpointStorage;
-use crate::store::rocks::{DbCheckpoint, LocalCheckpoint};
+use crate::store::{CheckpointLink, LocalCheckpoint};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -165,7 +165,7 @@ pub struct IncrementalUpload {
 
 /// The local checkpoint, linked on first use (the asynchronous phase).
 enum Local {
-    Pending(DbCheckpoint),
+    Pending(CheckpointLink),
     Linked {
         local: LocalCheckpoint,
         /// (name, size) of its files, by name.
@@ -176,7 +176,7 @@ enum Local {
 }
 
 impl IncrementalUpload {
-    pub(crate) fn new(manifest: Manifest, local: DbCheckpoint) -> Self {
+    pub(crate) fn new(manifest: Manifest, local: CheckpointLink) -> Self {
         IncrementalUpload {
             manifest,
             local: Local::Pending(local),

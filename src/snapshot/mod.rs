@@ -9,14 +9,14 @@ pub mod reader;
 pub mod restore;
 pub mod writer;
 
+use crate::checkpoint_storage::file::FileStorage;
+use crate::checkpoint_storage::source::{BytesSource, SnapshotSource};
+use crate::checkpoint_storage::CheckpointStorage;
 use crate::config::{BackendKind, CheckpointUrl};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
 use crate::operator::OperatorListSnapshot;
 use crate::state::StateInfo;
-use crate::storage::file::FileStorage;
-use crate::storage::source::{BytesSource, SnapshotSource};
-use crate::storage::CheckpointStorage;
 use crate::store::StoreView;
 pub use incremental::IncrementalUpload;
 use manifest::{DataLocation, FileLocation, KeyedData, Manifest};
@@ -145,6 +145,37 @@ pub struct StreamedSnapshot {
     pub bytes_written: u64,
 }
 
+impl StreamedSnapshot {
+    /// (key group, offset of its first block in the stream), ascending, for the key
+    /// groups with data: what a caller records so that a restore reads only the key
+    /// groups it owns (Flink's `KeyGroupRangeOffsets`). Empty for an incremental
+    /// snapshot, whose data are files.
+    pub fn key_group_offsets(&self) -> &[(u32, u64)] {
+        match &self.manifest.keyed {
+            KeyedData::Full(full) => &full.key_group_offsets,
+            KeyedData::Files(_) => &[],
+        }
+    }
+
+    /// Bytes of keyed data the snapshot refers to: the data stream of a full one,
+    /// every file of an incremental one (shared files included).
+    pub fn data_bytes(&self) -> u64 {
+        match &self.manifest.keyed {
+            KeyedData::Full(full) => full.size,
+            KeyedData::Files(files) => files.total_bytes(),
+        }
+    }
+
+    /// Bytes of keyed data this snapshot wrote: all of a full one's, the newly
+    /// uploaded files of an incremental one.
+    pub fn uploaded_bytes(&self) -> u64 {
+        match &self.manifest.keyed {
+            KeyedData::Full(full) => full.size,
+            KeyedData::Files(files) => files.uploaded_bytes,
+        }
+    }
+}
+
 /// Ends a single-stream snapshot after `data_size` bytes of data: `manifest ‖
 /// trailer` (docs/snapshot-format.md, "Single-stream snapshots").
 fn finish_stream(
@@ -257,7 +288,7 @@ pub(crate) enum Payload {
     /// A point-in-time view, written as a full snapshot.
     View(Box<dyn StoreView>),
     /// A local RocksDB checkpoint (linked on first use), uploaded incrementally.
-    DbCheckpoint(crate::store::rocks::DbCheckpoint),
+    CheckpointLink(crate::store::CheckpointLink),
 }
 
 /// A snapshot between its synchronous and asynchronous phase. It owns an immutable
@@ -421,7 +452,7 @@ impl PendingSnapshot {
                         data.commit()?;
                         KeyedData::Full(full)
                     }
-                    Payload::DbCheckpoint(local) => {
+                    Payload::CheckpointLink(local) => {
                         let local = local.resolve()?;
                         let previous = retention
                             .lock()

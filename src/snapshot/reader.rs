@@ -8,10 +8,10 @@ use super::format::{
 use super::incremental;
 use super::manifest::{DataLocation, DbFile, DbFiles, FullData, KeyedData, Manifest};
 use super::SnapshotHandle;
+use crate::checkpoint_storage::source::{BytesSource, FileSource, SliceSource, SnapshotSource};
 use crate::codec::{get_varint, validate_list};
 use crate::error::{Error, Result};
 use crate::state::StateKind;
-use crate::storage::source::{BytesSource, FileSource, SliceSource, SnapshotSource};
 use crate::store::{EntryData, EntryRef};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -8,14 +8,12 @@
 
 pub mod heap;
 mod huge_pages;
-mod record;
 pub mod rocks;
-pub mod rocks_cache;
-pub mod rocks_options;
-pub mod table;
 
 use crate::error::Result;
 use crate::state::{StateId, StateKind};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One (key, namespace) entry of a state, as seen by snapshots and iteration.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +49,7 @@ pub trait KeyedStore: Send {
     fn num_states(&self) -> usize;
 
     /// The synchronous phase of an incremental checkpoint, for stores that have one.
-    fn local_checkpoint(&self) -> Result<Option<rocks::DbCheckpoint>> {
+    fn local_checkpoint(&self) -> Result<Option<CheckpointLink>> {
         Ok(None)
     }
 
@@ -199,4 +197,54 @@ pub trait StoreView: Send + Sync {
         only: Option<StateId>,
         f: &mut EntryVisitor<'_>,
     ) -> Result<()>;
+}
+
+/// The files of an incremental checkpoint, hard-linked into a local directory in
+/// the synchronous phase, or later by a store that writes in the background (the
+/// RocksDB store's write-back cache) once it has written what it held;
+/// [`CheckpointLink::resolve`] waits for that on the asynchronous phase's thread.
+pub struct CheckpointLink(Link);
+
+enum Link {
+    Linked(LocalCheckpoint),
+    Deferred(Box<dyn FnOnce() -> Result<LocalCheckpoint> + Send>),
+}
+
+impl CheckpointLink {
+    pub(crate) fn linked(local: LocalCheckpoint) -> Self {
+        CheckpointLink(Link::Linked(local))
+    }
+
+    pub(crate) fn deferred(
+        link: impl FnOnce() -> Result<LocalCheckpoint> + Send + 'static,
+    ) -> Self {
+        CheckpointLink(Link::Deferred(Box::new(link)))
+    }
+
+    /// The local checkpoint, once linked.
+    pub fn resolve(self) -> Result<LocalCheckpoint> {
+        match self.0 {
+            Link::Linked(local) => Ok(local),
+            Link::Deferred(link) => link(),
+        }
+    }
+}
+
+/// A store's files linked into a local directory. The directory is deleted when
+/// this is dropped; until then it keeps the store's files alive (e.g. the DB open).
+pub struct LocalCheckpoint {
+    pub dir: PathBuf,
+    _keep: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl LocalCheckpoint {
+    pub(crate) fn new(dir: PathBuf, keep: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        LocalCheckpoint { dir, _keep: keep }
+    }
+}
+
+impl Drop for LocalCheckpoint {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use statebackend::checkpoint_storage::file::FileStorage;
+use statebackend::checkpoint_storage::{CheckpointStorage, CheckpointWriter};
 use statebackend::keygroup::{key_group_for_hash, range_for_operator};
-use statebackend::storage::file::FileStorage;
-use statebackend::storage::{CheckpointStorage, CheckpointWriter};
 use statebackend::{BackendKind, Config, Entry, EntryValue, StateBackend, StateKind};
 use std::collections::BTreeMap;
 use std::io::{self, Write};

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::config::{Config, DEFAULT_MAX_PARALLELISM, DEFAULT_MAX_STATE_SIZE};
-use crate::ffi::handles::HandleTable;
-use crate::{KeyGroupRange, SnapshotHandle, StateBackend};
+use crate::ffi::handles::{HandleKind, HandleTable, Unusable};
+use crate::{BackendKind, KeyGroupRange, SnapshotHandle, StateBackend};
 use std::cell::Cell;
 use std::sync::Mutex;
 
@@ -22,7 +22,8 @@ pub(crate) struct BackendCell {
     pub(crate) scratch: Vec<u8>,
 }
 
-pub(crate) static BACKENDS: HandleTable<Mutex<BackendCell>> = HandleTable::new(1);
+pub(crate) static BACKENDS: HandleTable<Mutex<BackendCell>> =
+    HandleTable::new(HandleKind::CBackend);
 
 thread_local! {
     /// The backend whose lock this thread holds while it runs a caller's callback.
@@ -44,19 +45,16 @@ pub(crate) fn with_backend<R>(
             "a callback must not call into the backend that is running it",
         ));
     }
-    let cell = BACKENDS.get(b.id).ok_or_else(|| {
-        Fail::new(
+    BACKENDS.with(b.id, f).map_err(|u| match u {
+        Unusable::Closed => Fail::new(
             SB_INVALID_HANDLE,
             "the backend handle is closed or was never opened",
-        )
-    })?;
-    let mut guard = cell.lock().map_err(|_| {
-        Fail::new(
+        ),
+        Unusable::Poisoned => Fail::new(
             SB_POISONED,
             "an earlier call panicked while using this backend; close it",
-        )
-    })?;
-    f(&mut guard)
+        ),
+    })?
 }
 
 /// Marks the current thread as running a callback for backend `id` until dropped.
@@ -141,7 +139,7 @@ pub unsafe extern "C" fn sb_config_default(config: *mut sb_config) -> sb_status 
         put(
             config,
             sb_config {
-                backend: sb_backend_kind::SB_BACKEND_MEMORY as u32,
+                backend: SB_BACKEND_MEMORY as u32,
                 checkpoint_url: std::ptr::null(),
                 local_dir: std::ptr::null(),
                 max_parallelism: DEFAULT_MAX_PARALLELISM,
@@ -162,31 +160,26 @@ pub unsafe extern "C" fn sb_config_default(config: *mut sb_config) -> sb_status 
 
 unsafe fn convert_config(c: &sb_config) -> Result<Config, Fail> {
     let url = opt_string(c.checkpoint_url, "config.checkpoint_url")?;
-    let mut config = match c.backend {
-        0 => {
+    let kind = sb_backend_kind::from_u32(c.backend).ok_or_else(|| {
+        Fail::new(
+            SB_INVALID_ARGUMENT,
+            format!("config.backend: unknown backend kind {}", c.backend),
+        )
+    })?;
+    let mut config = match (BackendKind::from(kind), url) {
+        (BackendKind::Memory, url) => {
             let mut config = Config::memory();
             if let Some(url) = url {
                 config.checkpoint_dir = Config::fs(url)?.checkpoint_dir;
             }
             config
         }
-        1 | 2 => {
-            let url = url.ok_or_else(|| {
-                Fail::new(
-                    SB_CONFIG_ERROR,
-                    "config.checkpoint_url is required by the fs and rocksdb backends",
-                )
-            })?;
-            if c.backend == 1 {
-                Config::fs(url)?
-            } else {
-                Config::rocksdb(url)?
-            }
-        }
-        other => {
+        (BackendKind::Fs, Some(url)) => Config::fs(url)?,
+        (BackendKind::RocksDb, Some(url)) => Config::rocksdb(url)?,
+        (BackendKind::Fs | BackendKind::RocksDb, None) => {
             return Err(Fail::new(
-                SB_INVALID_ARGUMENT,
-                format!("config.backend: unknown backend kind {other}"),
+                SB_CONFIG_ERROR,
+                "config.checkpoint_url is required by the fs and rocksdb backends",
             ))
         }
     };
@@ -225,9 +218,9 @@ unsafe fn convert_sources(
         .enumerate()
         .map(|(i, s)| {
             let data = bytes(s.data, &format!("sources[{i}].data"))?;
-            match s.kind {
-                0 => Ok(SnapshotHandle::inline(data)),
-                1 => {
+            match sb_snapshot_kind::from_u32(s.kind) {
+                Some(SB_SNAPSHOT_INLINE) => Ok(SnapshotHandle::inline(data)),
+                Some(SB_SNAPSHOT_MANIFEST) => {
                     let path = std::str::from_utf8(data).map_err(|e| {
                         Fail::new(
                             SB_INVALID_ARGUMENT,
@@ -236,9 +229,9 @@ unsafe fn convert_sources(
                     })?;
                     Ok(SnapshotHandle::manifest(path)?)
                 }
-                other => Err(Fail::new(
+                None => Err(Fail::new(
                     SB_INVALID_ARGUMENT,
-                    format!("sources[{i}].kind: unknown snapshot kind {other}"),
+                    format!("sources[{i}].kind: unknown snapshot kind {}", s.kind),
                 )),
             }
         })
@@ -359,11 +352,7 @@ pub unsafe extern "C" fn sb_backend_get_info(
         let info = with_backend(backend, |c| {
             let b = &c.backend;
             Ok(sb_backend_info {
-                backend: match b.config().backend {
-                    crate::BackendKind::Memory => 0,
-                    crate::BackendKind::Fs => 1,
-                    crate::BackendKind::RocksDb => 2,
-                },
+                backend: sb_backend_kind::from(b.config().backend) as u32,
                 max_parallelism: b.max_parallelism(),
                 key_group_start: b.key_group_range().start(),
                 key_group_end: b.key_group_range().end(),
@@ -424,7 +413,9 @@ pub unsafe extern "C" fn sb_state_find(
         non_null(state_id, "state_id")?;
         let name = string(name, "name")?;
         let found = with_backend(backend, |c| {
-            Ok(c.backend.state(name).map(|s| (s.id, s.kind as u32)))
+            Ok(c.backend
+                .state(name)
+                .map(|s| (s.id, sb_state_kind::from(s.kind) as u32)))
         })?;
         let Some((id, k)) = found else {
             return not_found();
@@ -465,7 +456,7 @@ pub unsafe extern "C" fn sb_state_kind_of(
     ffi_boundary!("sb_state_kind_of", {
         non_null(kind, "kind")?;
         let k = with_backend(backend, |c| {
-            Ok(state_info(&c.backend, state_id)?.kind as u32)
+            Ok(sb_state_kind::from(state_info(&c.backend, state_id)?.kind) as u32)
         })?;
         kind.write(k);
         Ok(SB_OK)

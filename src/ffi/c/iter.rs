@@ -8,7 +8,7 @@
 use super::backend::{with_backend, BACKENDS};
 use super::*;
 use crate::codec::put_list_element;
-use crate::ffi::handles::HandleTable;
+use crate::ffi::handles::{HandleKind, HandleTable};
 use crate::iter::{EntriesIter, Entry, EntryValue, KeyEntry, KeysIter};
 use std::sync::Mutex;
 
@@ -66,12 +66,15 @@ struct Cursor<I, T> {
     inner: Mutex<Option<(I, Option<T>)>>,
 }
 
-static KEYS_ITERS: HandleTable<Cursor<KeysIter, KeyEntry>> = HandleTable::new(4);
-static ENTRIES_ITERS: HandleTable<Cursor<EntriesIter, (Entry, Vec<u8>)>> = HandleTable::new(5);
+static KEYS_ITERS: HandleTable<Cursor<KeysIter, KeyEntry>> =
+    HandleTable::new(HandleKind::CKeysIter);
+static ENTRIES_ITERS: HandleTable<Cursor<EntriesIter, (Entry, Vec<u8>)>> =
+    HandleTable::new(HandleKind::CEntriesIter);
 /// A map's (user key, value) pairs, read eagerly (one map is small by contract).
 type MapEntry = (Vec<u8>, Vec<u8>);
 
-static MAP_ITERS: HandleTable<Cursor<std::vec::IntoIter<MapEntry>, MapEntry>> = HandleTable::new(6);
+static MAP_ITERS: HandleTable<Cursor<std::vec::IntoIter<MapEntry>, MapEntry>> =
+    HandleTable::new(HandleKind::CMapIter);
 
 /// Advances a cursor: stores the next item (fallibly produced by `next`) in the
 /// cursor and hands it to `emit`.
@@ -243,16 +246,16 @@ pub unsafe extern "C" fn sb_entries_iter_next(
         };
         advance(&ENTRIES_ITERS, iter.id, next, |(e, encoded)| {
             let (kind, user_key, value) = match &e.value {
-                EntryValue::Value(v) => (0, sb_slice::EMPTY, sb_slice::of(v)),
-                EntryValue::List(_) => (1, sb_slice::EMPTY, sb_slice::of(encoded)),
+                EntryValue::Value(v) => (SB_STATE_VALUE, sb_slice::EMPTY, sb_slice::of(v)),
+                EntryValue::List(_) => (SB_STATE_LIST, sb_slice::EMPTY, sb_slice::of(encoded)),
                 EntryValue::MapEntry { user_key, value } => {
-                    (2, sb_slice::of(user_key), sb_slice::of(value))
+                    (SB_STATE_MAP, sb_slice::of(user_key), sb_slice::of(value))
                 }
             };
             out.write(sb_entry {
                 key_group: e.key_group,
                 state: e.state,
-                kind,
+                kind: kind as u32,
                 key: sb_slice::of(&e.key),
                 ns: sb_slice::of(&e.namespace),
                 user_key,

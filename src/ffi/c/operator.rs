@@ -17,16 +17,14 @@ pub unsafe extern "C" fn sb_operator_state_register(
 ) -> sb_status {
     ffi_boundary!("sb_operator_state_register", {
         let name = string(name, "name")?;
-        let mode = match distribution {
-            0 => Distribution::EvenSplit,
-            1 => Distribution::Union,
-            other => {
-                return Err(Fail::new(
+        let mode = sb_distribution::from_u32(distribution)
+            .map(Distribution::from)
+            .ok_or_else(|| {
+                Fail::new(
                     SB_INVALID_ARGUMENT,
-                    format!("unknown distribution {other}"),
-                ))
-            }
-        };
+                    format!("unknown distribution {distribution}"),
+                )
+            })?;
         with_backend(backend, |c| {
             c.backend.register_operator_state(name, mode)?;
             Ok(SB_OK)

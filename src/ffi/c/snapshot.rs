@@ -4,7 +4,7 @@
 
 use super::backend::with_backend;
 use super::*;
-use crate::ffi::handles::HandleTable;
+use crate::ffi::handles::{HandleKind, HandleTable};
 use crate::{CompletedSnapshot, PendingSnapshot, SnapshotHandle};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
@@ -26,8 +26,9 @@ pub struct sb_snapshot {
     pub id: u64,
 }
 
-static PENDING: HandleTable<Mutex<Option<PendingSnapshot>>> = HandleTable::new(2);
-static COMPLETED: HandleTable<CompletedSnapshot> = HandleTable::new(3);
+static PENDING: HandleTable<Mutex<Option<PendingSnapshot>>> =
+    HandleTable::new(HandleKind::CPendingSnapshot);
+static COMPLETED: HandleTable<CompletedSnapshot> = HandleTable::new(HandleKind::CSnapshot);
 
 fn completed(snapshot: sb_snapshot) -> Result<std::sync::Arc<CompletedSnapshot>, Fail> {
     COMPLETED.get(snapshot.id).ok_or_else(|| {
@@ -159,7 +160,11 @@ pub unsafe extern "C" fn sb_snapshot_get_info(
         let s = completed(snapshot)?;
         out.write(sb_snapshot_info {
             checkpoint_id: s.checkpoint_id,
-            kind: if manifest_path(&s).is_some() { 1 } else { 0 },
+            kind: if manifest_path(&s).is_some() {
+                SB_SNAPSHOT_MANIFEST
+            } else {
+                SB_SNAPSHOT_INLINE
+            } as u32,
             bytes_written: s.bytes_written,
             retention_warnings: s.retention_warnings.len() as u32,
         });

@@ -31,15 +31,17 @@ import org.slf4j.LoggerFactory;
 public final class NativeBackends {
     /** Which native backend. */
     public enum Kind {
-        MEMORY(NativeBridge.BACKEND_MEMORY, "NativeMemoryBackend"),
-        FS(NativeBridge.BACKEND_FS, "NativeFsBackend"),
-        ROCKSDB(NativeBridge.BACKEND_ROCKSDB, "NativeRocksDBBackend");
+        MEMORY("memory", "NativeMemoryBackend"),
+        FS("fs", "NativeFsBackend"),
+        ROCKSDB("rocksdb", "NativeRocksDBBackend");
 
-        final int code;
+        /** The core's name of the kind, which the native side parses. */
+        final String nativeName;
+
         final String label;
 
-        Kind(int code, String label) {
-            this.code = code;
+        Kind(String nativeName, String label) {
+            this.nativeName = nativeName;
             this.label = label;
         }
     }
@@ -132,7 +134,7 @@ public final class NativeBackends {
             }
             id =
                     NativeBridge.open(
-                            kind.code,
+                            kind.nativeName,
                             parameters.getNumberOfKeyGroups(),
                             range.getStartKeyGroup(),
                             range.getEndKeyGroup(),

@@ -4,8 +4,10 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 
 /**
- * The native methods of the library (src/ffi/jni.rs). Handles are {@code long} ids checked by the
- * native side: a closed handle throws {@link IllegalStateException}.
+ * The native methods of the library (src/ffi/jni/). Handles are {@code long} ids checked by the
+ * native side: a closed handle throws {@link IllegalStateException}, a backend that a native panic
+ * left in an unknown state {@link io.statebackend.StateBackendPoisonedException}. The test command
+ * checks these declarations against the Rust functions (tests/jni_signatures.rs).
  *
  * <p>State access calls read their fields, one after another, from a direct input buffer ({@code
  * key ‖ namespace ‖ user key ‖ value}, as the call needs) and write results into a direct output
@@ -16,13 +18,11 @@ import java.nio.ByteBuffer;
 final class NativeBridge {
     static final int ABSENT = -1;
 
+    /** State kinds: the core's {@code StateKind} codes (checked by tests/jni_signatures.rs). */
     static final int KIND_VALUE = 0;
+
     static final int KIND_LIST = 1;
     static final int KIND_MAP = 2;
-
-    static final int BACKEND_MEMORY = 0;
-    static final int BACKEND_FS = 1;
-    static final int BACKEND_ROCKSDB = 2;
 
     private NativeBridge() {}
 
@@ -31,8 +31,9 @@ final class NativeBridge {
         return -code - 2;
     }
 
+    /** A backend of {@code backendKind}: "memory", "fs" or "rocksdb" (the core's names). */
     static native long open(
-            int backendKind,
+            String backendKind,
             int maxParallelism,
             int keyGroupStart,
             int keyGroupEnd,
@@ -44,6 +45,12 @@ final class NativeBridge {
     static native boolean rocksDBOptionKnown(String key);
 
     static native void close(long handle);
+
+    /**
+     * Testing only: panics in native code while holding the backend, which poisons it (every later
+     * call throws {@link io.statebackend.StateBackendPoisonedException}).
+     */
+    static native void debugPanic(long handle);
 
     static native int registerState(long handle, String name, int kind, byte[] metadata);
 

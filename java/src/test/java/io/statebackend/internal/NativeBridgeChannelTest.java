@@ -9,7 +9,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
+import io.statebackend.StateBackendException;
+import io.statebackend.StateBackendPoisonedException;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -28,7 +31,7 @@ class NativeBridgeChannelTest {
         NativeLibrary.load();
     }
 
-    private long open(int kind) {
+    private long open(String kind) {
         return NativeBridge.open(
                 kind,
                 128,
@@ -53,8 +56,8 @@ class NativeBridgeChannelTest {
     }
 
     @ParameterizedTest
-    @ValueSource(ints = {NativeBridge.BACKEND_MEMORY, NativeBridge.BACKEND_ROCKSDB})
-    void misuseThrowsJavaExceptions(int kind) {
+    @ValueSource(strings = {"memory", "rocksdb"})
+    void misuseThrowsJavaExceptions(String kind) {
         long handle = open(kind);
         int state = NativeBridge.registerState(handle, "v", NativeBridge.KIND_VALUE, new byte[0]);
         ByteBuffer in = ByteBuffer.allocateDirect(64);
@@ -109,13 +112,49 @@ class NativeBridgeChannelTest {
         NativeBridge.close(handle);
     }
 
+    @Test
+    void anUnknownBackendKindIsNamedInTheError() {
+        assertThatThrownBy(() -> open("heap"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("unknown backend kind 'heap'");
+    }
+
+    /**
+     * A native panic while a call holds the backend throws a Java exception (the JVM lives on);
+     * the backend is then poisoned, like SB_POISONED in C: every later call on it throws {@link
+     * StateBackendPoisonedException}, and closing it still works.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"memory", "rocksdb"})
+    void aPanicPoisonsTheBackend(String kind) {
+        long handle = open(kind);
+        int state = NativeBridge.registerState(handle, "v", NativeBridge.KIND_VALUE, new byte[0]);
+        ByteBuffer in = ByteBuffer.allocateDirect(64);
+        ByteBuffer out = ByteBuffer.allocateDirect(64);
+        int channel = NativeBridge.bind(handle, -1, in, out);
+        assertThatThrownBy(() -> NativeBridge.debugPanic(handle))
+                .isInstanceOf(StateBackendException.class)
+                .isNotInstanceOf(StateBackendPoisonedException.class)
+                .hasMessageContaining("native panic");
+        int keyLen = put(in, 0, "key");
+        assertThatThrownBy(() -> NativeBridge.valueGet(handle, channel, state, 1, keyLen, 0))
+                .isInstanceOf(StateBackendPoisonedException.class)
+                .hasMessageContaining("the state backend is unusable after an earlier native panic");
+        assertThatThrownBy(() -> NativeBridge.numEntries(handle))
+                .isInstanceOf(StateBackendPoisonedException.class);
+        NativeBridge.close(handle);
+        assertThatThrownBy(() -> NativeBridge.numEntries(handle))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("closed");
+    }
+
     /**
      * Threads write and read their own keys through their own channels on one backend while another
      * thread binds and releases channels: every read sees its own thread's last write.
      */
     @ParameterizedTest
-    @ValueSource(ints = {NativeBridge.BACKEND_MEMORY, NativeBridge.BACKEND_ROCKSDB})
-    void threadsShareABackendThroughTheirOwnChannels(int kind) throws Exception {
+    @ValueSource(strings = {"memory", "rocksdb"})
+    void threadsShareABackendThroughTheirOwnChannels(String kind) throws Exception {
         long handle = open(kind);
         int state = NativeBridge.registerState(handle, "v", NativeBridge.KIND_VALUE, new byte[0]);
         int threads = 4;

@@ -8,8 +8,14 @@
 //! `add` never reads the list. Block cache and memtables of all column families
 //! share one budget (a write-buffer manager charged to the cache).
 
-use super::rocks_options::RocksOptions;
-use super::{EntryData, EntryRef, EntryVisitor, KeyedStore, MapVisitor, StoreView};
+pub mod cache;
+pub mod options;
+
+use self::options::RocksOptions;
+use super::{
+    CheckpointLink, EntryData, EntryRef, EntryVisitor, KeyedStore, LocalCheckpoint, MapVisitor,
+    StoreView,
+};
 use crate::codec::{get_varint, put_varint};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -327,10 +333,8 @@ fn link(inner: &Arc<OpenDb>) -> Result<LocalCheckpoint> {
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let dir = parent.join(format!("local-{nanos}"));
     rocksdb::checkpoint::Checkpoint::new(&inner.db)?.create_checkpoint(&dir)?;
-    Ok(LocalCheckpoint {
-        dir,
-        _db: Arc::clone(inner),
-    })
+    // The files stay valid while the DB is open: the checkpoint holds it.
+    Ok(LocalCheckpoint::new(dir, Arc::clone(inner) as _))
 }
 
 /// The DB as a writer thread uses it: write batches, sorted files to ingest, and
@@ -459,50 +463,6 @@ impl DbWriter {
     }
 }
 
-/// The files of an incremental checkpoint: linked in the synchronous phase, or
-/// later by the write-back cache's writer once it has written what the cache held
-/// (see `rocks_cache`), which [`DbCheckpoint::resolve`] waits for, on the
-/// asynchronous phase's thread.
-pub struct DbCheckpoint(Link);
-
-enum Link {
-    Linked(LocalCheckpoint),
-    Deferred(Box<dyn FnOnce() -> Result<LocalCheckpoint> + Send>),
-}
-
-impl DbCheckpoint {
-    pub(crate) fn linked(local: LocalCheckpoint) -> Self {
-        DbCheckpoint(Link::Linked(local))
-    }
-
-    pub(crate) fn deferred(
-        link: impl FnOnce() -> Result<LocalCheckpoint> + Send + 'static,
-    ) -> Self {
-        DbCheckpoint(Link::Deferred(Box::new(link)))
-    }
-
-    /// The local checkpoint, once linked.
-    pub fn resolve(self) -> Result<LocalCheckpoint> {
-        match self.0 {
-            Link::Linked(local) => Ok(local),
-            Link::Deferred(link) => link(),
-        }
-    }
-}
-
-/// A RocksDB checkpoint in the local working directory (hard links to the DB's
-/// files). Deleted when dropped; holds the DB open until then.
-pub struct LocalCheckpoint {
-    pub dir: PathBuf,
-    _db: Arc<OpenDb>,
-}
-
-impl Drop for LocalCheckpoint {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `kg (u16 BE) ‖ varint(len key) ‖ key ‖ varint(len ns) ‖ ns` into `buf` (cleared).
 fn encode_prefix(buf: &mut Vec<u8>, kg: u32, key: &[u8], ns: &[u8]) {
     buf.clear();
@@ -540,8 +500,8 @@ impl KeyedStore for RocksStore {
         self.states.len()
     }
 
-    fn local_checkpoint(&self) -> Result<Option<DbCheckpoint>> {
-        RocksStore::local_checkpoint(self).map(|l| Some(DbCheckpoint::linked(l)))
+    fn local_checkpoint(&self) -> Result<Option<CheckpointLink>> {
+        RocksStore::local_checkpoint(self).map(|l| Some(CheckpointLink::linked(l)))
     }
 
     fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()> {

@@ -225,7 +225,7 @@ fn view_contents(view: &dyn StoreView) -> Model {
 }
 
 /// Everything an incremental checkpoint's files hold, once linked.
-fn linked_contents(dir: &std::path::Path, link: DbCheckpoint) -> Model {
+fn linked_contents(dir: &std::path::Path, link: CheckpointLink) -> Model {
     let local = link.resolve().unwrap();
     let config = Config::rocksdb("file:///unused")
         .unwrap()
@@ -255,7 +255,7 @@ fn runs_in_flight_lose_nothing_and_snapshots_and_checkpoints_see_their_moment() 
         store.cache.borrow().writer.set_chunk_delay(50);
         let mut model = Model::new();
         let mut views: Vec<(Box<dyn StoreView>, Model)> = Vec::new();
-        let mut links: Vec<(DbCheckpoint, Model)> = Vec::new();
+        let mut links: Vec<(CheckpointLink, Model)> = Vec::new();
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let mut next = move |n: u64| {
             x ^= x << 13;
@@ -399,4 +399,91 @@ fn runs_in_flight_lose_nothing_and_snapshots_and_checkpoints_see_their_moment() 
             "seed {seed}, in RocksDB"
         );
     }
+}
+
+/// Runs `f` on another thread and returns its result, failing the test if it has
+/// not returned within 30 s: a call that waits for a dead writer would hang.
+fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{what} hung after the write-back thread panicked"))
+}
+
+fn assert_poisoned<T>(what: &str, r: Result<T>) {
+    match r {
+        Err(crate::Error::Poisoned(msg)) => assert!(
+            msg.contains("write-back thread panicked") && msg.contains("injected panic"),
+            "{what}: {msg}"
+        ),
+        Err(e) => panic!("{what}: expected the writer's panic, got {e}"),
+        Ok(_) => panic!("{what}: expected the writer's panic, got a result"),
+    }
+}
+
+/// A store whose writer panics at its next job, after `delay_ms` (so that the
+/// task thread is already waiting for it when it dies).
+fn store_whose_writer_panics(dir: &std::path::Path, delay_ms: u64) -> CachedRocksStore {
+    let store = open(dir, 4 << 20, 64 << 10);
+    let cache = store.cache.borrow();
+    cache.writer.set_chunk_delay(delay_ms * 1000);
+    cache.writer.panic_on_next_job();
+    drop(cache);
+    store
+}
+
+/// A write that must wait for a run gets the panic as an error, and so does every
+/// later call, instead of blocking forever.
+#[test]
+fn a_panicking_writer_fails_writes_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_whose_writer_panics(dir.path(), 100);
+    let (mut store, r) = bounded("a write", move || {
+        // Dirty bytes over 64 KiB hand runs over; the second one waits for the first.
+        let r = (0..100_000u32)
+            .try_for_each(|i| store.value_put(0, 0, &i.to_be_bytes(), b"", &[7; 64]));
+        (store, r)
+    });
+    assert_poisoned("the write", r);
+    assert_poisoned("a later write", store.value_put(0, 0, b"k", b"", b"v"));
+    let mut out = Vec::new();
+    assert_poisoned("a later read", store.value_get(0, 0, b"k", b"", &mut out));
+}
+
+/// A read of a list whose appended elements are in the run the writer dies on waits
+/// for that run, then fails.
+#[test]
+fn a_panicking_writer_fails_a_read_waiting_for_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_whose_writer_panics(dir.path(), 300);
+    store.list_append(1, 0, b"k", b"", &[1, b'a']).unwrap();
+    store.cache.borrow_mut().hand_over().unwrap();
+    let (_, r) = bounded("a read", move || {
+        let mut out = Vec::new();
+        let r = store.list_get(1, 0, b"k", b"", &mut out);
+        (store, r)
+    });
+    assert_poisoned("the read", r);
+}
+
+/// Both kinds of snapshot fail: the full snapshot's synchronous phase, and the
+/// incremental checkpoint whose link the dying writer was to make.
+#[test]
+fn a_panicking_writer_fails_both_snapshot_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_whose_writer_panics(dir.path(), 300);
+    store.value_put(0, 0, b"k", b"", b"v").unwrap();
+    // The link is the writer's next job: the asynchronous phase waits for it.
+    let link = store.local_checkpoint().unwrap().expect("a link");
+    assert_poisoned(
+        "the incremental checkpoint",
+        bounded("a link", move || link.resolve()),
+    );
+    let (_, r) = bounded("a full snapshot", move || {
+        let r = store.view().map(|_| ());
+        (store, r)
+    });
+    assert_poisoned("the full snapshot", r);
 }

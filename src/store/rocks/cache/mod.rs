@@ -35,11 +35,11 @@ mod layer;
 mod view;
 mod writer;
 
-use super::rocks::{append_prefix, DbCheckpoint, RocksStore};
-use super::{EntryRef, KeyedStore, MapVisitor, StoreView};
+use super::{append_prefix, RocksStore};
 use crate::codec::ListElements;
 use crate::error::Result;
 use crate::state::{StateId, StateKind};
+use crate::store::{CheckpointLink, EntryRef, KeyedStore, MapVisitor, StoreView};
 use hashbrown::hash_table::Entry as Slot;
 use images::{ImageBuilder, MapImages};
 use layer::{state_of, Entry, Kind, Layer, STATE_LEN};
@@ -49,7 +49,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 use view::{CachedView, Pending};
-use writer::{Job, Landing, LinkSlot, Run, Writer};
+use writer::{Job, Landing, Run, Writer};
 
 /// Lists this long are not rewritten for an append: only the new elements are
 /// written back, and RocksDB merges them.
@@ -705,7 +705,7 @@ impl KeyedStore for CachedRocksStore {
 
     /// Queues the link behind the runs already handed over, with the frozen layers
     /// not yet handed over: the writer writes those, then flushes and hard-links.
-    fn local_checkpoint(&self) -> Result<Option<DbCheckpoint>> {
+    fn local_checkpoint(&self) -> Result<Option<CheckpointLink>> {
         let mut cache = self.cache.borrow_mut();
         cache.settle()?;
         cache.freeze();
@@ -714,14 +714,8 @@ impl KeyedStore for CachedRocksStore {
         if !layers.is_empty() {
             cache.last_write = job;
         }
-        let slot = Arc::new(LinkSlot::default());
-        let link = Job::Link {
-            layers,
-            slot: Arc::clone(&slot),
-        };
-        let submitted = cache.writer.submit(link);
-        debug_assert_eq!(submitted, job);
-        Ok(Some(DbCheckpoint::deferred(move || slot.wait())))
+        let waiter = cache.writer.submit_link(layers);
+        Ok(Some(CheckpointLink::deferred(move || waiter.wait())))
     }
 
     fn add_state(&mut self, id: StateId, kind: StateKind) -> Result<()> {

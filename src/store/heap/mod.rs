@@ -9,7 +9,10 @@
 //! CopyOnWriteStateMap instead copies its bucket array, which grows with the
 //! number of entries.
 
-use super::table::{ByteTable, MapTable};
+mod record;
+pub mod table;
+
+use self::table::{ByteTable, MapTable};
 use super::{EntryData, EntryRef, EntryVisitor, KeyedStore, MapVisitor, StoreView};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;

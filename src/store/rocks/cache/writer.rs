@@ -17,7 +17,8 @@
 use super::layer::{state_of, Entry, Kind, Layer, STATE_LEN};
 use crate::error::{Error, Result};
 use crate::state::StateId;
-use crate::store::rocks::{DbWriter, LocalCheckpoint, SstOp};
+use crate::store::rocks::{DbWriter, SstOp};
+use crate::store::LocalCheckpoint;
 use rocksdb::WriteBatch;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -149,28 +150,44 @@ impl Run {
     }
 }
 
-/// Where an incremental checkpoint's link leaves its result.
+/// Where an incremental checkpoint's link leaves its result, set before the link's
+/// job completes.
 #[derive(Default)]
 pub(super) struct LinkSlot {
     result: Mutex<Option<Result<LocalCheckpoint>>>,
-    done: Condvar,
 }
 
 impl LinkSlot {
-    /// Waits for the writer to link the checkpoint.
-    pub fn wait(&self) -> Result<LocalCheckpoint> {
-        let mut result = self.result.lock().expect("link slot");
-        loop {
-            if let Some(r) = result.take() {
-                return r;
-            }
-            result = self.done.wait(result).expect("link slot");
-        }
+    fn set(&self, r: Result<LocalCheckpoint>) {
+        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }
 
-    fn set(&self, r: Result<LocalCheckpoint>) {
-        *self.result.lock().expect("link slot") = Some(r);
-        self.done.notify_all();
+    fn take(&self) -> Option<Result<LocalCheckpoint>> {
+        self.result.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Waits for the link of an incremental checkpoint, on another thread than the
+/// task's (the asynchronous phase).
+pub(super) struct LinkWaiter {
+    shared: Arc<Shared>,
+    job: u64,
+    slot: Arc<LinkSlot>,
+}
+
+impl LinkWaiter {
+    /// The linked files, once the writer has linked them; the writer's error if it
+    /// failed (or panicked) first.
+    pub fn wait(self) -> Result<LocalCheckpoint> {
+        if self.shared.wait_done(self.job) {
+            if let Some(linked) = self.slot.take() {
+                return linked;
+            }
+        }
+        self.shared.check()?;
+        Err(Error::RocksDb(
+            "the write-back thread completed a checkpoint link without linking".into(),
+        ))
     }
 }
 
@@ -199,6 +216,8 @@ struct State {
     stop: bool,
     current: Option<Landing>,
     error: Option<String>,
+    /// The error is a panic of the writer thread.
+    poisoned: bool,
 }
 
 #[derive(Default)]
@@ -212,6 +231,9 @@ struct Shared {
     /// Tests slow the landing of chunks down by this much.
     #[cfg(test)]
     chunk_delay_micros: AtomicU64,
+    /// Tests make the writer panic when it starts its next job.
+    #[cfg(test)]
+    panic_on_next_job: AtomicBool,
 }
 
 impl Shared {
@@ -236,6 +258,51 @@ impl Shared {
             .error
             .get_or_insert_with(|| format!("writing cached state to RocksDB failed: {e}"));
         self.failed.store(true, Ordering::Release);
+    }
+
+    /// The writer thread panicked: it completes no job from now on, so every waiter
+    /// is woken and every later wait fails, instead of blocking the task thread.
+    fn poison(&self, panic: &str) {
+        let mut state = self.lock();
+        state.poisoned = true;
+        state.error = Some(format!(
+            "the write-back thread panicked: {panic}; what the cache held since the last checkpoint may be lost, restore from a checkpoint"
+        ));
+        self.failed.store(true, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    /// The error that stopped the writer, if one did.
+    fn check(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let state = self.lock();
+        let error = state.error.clone().unwrap_or_default();
+        Err(if state.poisoned {
+            Error::Poisoned(error)
+        } else {
+            Error::RocksDb(error)
+        })
+    }
+
+    /// Waits until job `job` has completed or the writer has failed; whether the job
+    /// completed.
+    fn wait_done(&self, job: u64) -> bool {
+        let done = || self.completed.load(Ordering::Acquire) >= job;
+        if !done() {
+            let mut state = self.lock();
+            while !done() && !self.failed.load(Ordering::Acquire) {
+                state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        done()
+    }
+
+    /// Waits until job `job` has completed; fails if the writer has failed.
+    fn wait_for(&self, job: u64) -> Result<()> {
+        self.wait_done(job);
+        self.check()
     }
 }
 
@@ -269,6 +336,11 @@ impl Writer {
             .store(micros, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
+    pub fn panic_on_next_job(&self) {
+        self.shared.panic_on_next_job.store(true, Ordering::Relaxed);
+    }
+
     /// Every job up to this id has completed.
     pub fn completed(&self) -> u64 {
         self.shared.completed.load(Ordering::Acquire)
@@ -282,11 +354,7 @@ impl Writer {
     /// The error that stopped the writer, if one did: the state RocksDB holds is
     /// then incomplete, and so is every later snapshot.
     pub fn check(&self) -> Result<()> {
-        if !self.shared.failed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let state = self.shared.lock();
-        Err(Error::RocksDb(state.error.clone().unwrap_or_default()))
+        self.shared.check()
     }
 
     pub fn submit(&mut self, job: Job) -> u64 {
@@ -297,19 +365,24 @@ impl Writer {
         self.submitted
     }
 
-    /// Waits until job `job` has completed.
+    /// Waits until job `job` has completed; fails if the writer has failed.
     pub fn wait_for(&self, job: u64) -> Result<()> {
-        if self.completed() < job {
-            let mut state = self.shared.lock();
-            while self.completed() < job {
-                state = self
-                    .shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
-            }
+        self.shared.wait_for(job)
+    }
+
+    /// Queues the link of an incremental checkpoint (after every job submitted
+    /// before it); what waits for its files.
+    pub fn submit_link(&mut self, layers: Vec<Arc<Layer>>) -> LinkWaiter {
+        let slot = Arc::new(LinkSlot::default());
+        let job = self.submit(Job::Link {
+            layers,
+            slot: Arc::clone(&slot),
+        });
+        LinkWaiter {
+            shared: Arc::clone(&self.shared),
+            job,
+            slot,
         }
-        self.check()
     }
 
     /// Runs `f` (taking a RocksDB snapshot) while no chunk lands; returns its result,
@@ -331,9 +404,18 @@ impl Drop for Writer {
     }
 }
 
-/// The writer thread: jobs in order until stopped. After a failure, or once
-/// stopped, runs are dropped and links fail, so that nobody waits forever.
+/// The writer thread. A panic poisons the writer rather than ending the thread
+/// silently: nothing would complete the jobs the task thread waits for.
 fn write_jobs(shared: &Shared, db: &DbWriter) {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| land_jobs(shared, db)));
+    if let Err(payload) = run {
+        shared.poison(&crate::error::panic_message(payload.as_ref()));
+    }
+}
+
+/// Jobs in order until stopped. After a failure, or once stopped, runs are dropped
+/// and links fail, so that nobody waits forever.
+fn land_jobs(shared: &Shared, db: &DbWriter) {
     // The sorted copy of the last run ingested, kept: a fresh one of tens of
     // megabytes is mapped anew and faulted in page by page.
     let mut sorted = Run::default();
@@ -353,6 +435,13 @@ fn write_jobs(shared: &Shared, db: &DbWriter) {
                     .unwrap_or_else(|p| p.into_inner());
             }
         };
+        #[cfg(test)]
+        if shared.panic_on_next_job.swap(false, Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_micros(
+                shared.chunk_delay_micros.load(Ordering::Relaxed),
+            ));
+            panic!("injected panic in the write-back thread (job {job})");
+        }
         let live = !stopped && !shared.failed.load(Ordering::Acquire);
         match work {
             Job::Run(run) if live => write_run(shared, db, job, run, &mut sorted),
