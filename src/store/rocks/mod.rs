@@ -61,16 +61,23 @@ pub struct RocksStore {
 /// Level-0 files that start a compaction into level 1 (RocksDB's default: 4).
 const LEVEL0_COMPACTION_TRIGGER: i32 = 8;
 
+/// The list merge operator. RocksDB calls it from its own threads (reads,
+/// flushes, compactions) through C++: a panic must not unwind there, which would
+/// abort the process; it becomes a failed merge, which RocksDB reports as an error.
 fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
-    let len = existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
-    let mut out = Vec::with_capacity(len);
-    if let Some(e) = existing {
-        out.extend_from_slice(e);
-    }
-    for op in operands {
-        out.extend_from_slice(op);
-    }
-    Some(out)
+    std::panic::catch_unwind(|| {
+        let len =
+            existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        if let Some(e) = existing {
+            out.extend_from_slice(e);
+        }
+        for op in operands {
+            out.extend_from_slice(op);
+        }
+        out
+    })
+    .ok()
 }
 
 impl RocksStore {

@@ -161,8 +161,9 @@ public final class NativeLibrary {
             throw new IllegalStateException(
                     "checksum mismatch for " + resource + ": " + actual + ", expected " + expected);
         }
-        file.toFile().deleteOnExit();
+        // Deleted on exit in the reverse order of registration: the file, then its directory.
         dir.toFile().deleteOnExit();
+        file.toFile().deleteOnExit();
         return file;
     }
 }

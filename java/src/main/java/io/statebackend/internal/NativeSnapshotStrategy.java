@@ -48,8 +48,8 @@ final class NativeSnapshotStrategy
 
     /**
      * Flink's snapshot transformer on one state's stored values, called by the native writer
-     * (src/ffi/jni/snapshot.rs) for each value-state value, list element and map value: the bytes to write
-     * instead, or null to leave the value out (a list left with no elements is left out).
+     * (src/ffi/jni/snapshot.rs) for each value-state value, list element and map value: the bytes
+     * to write instead, or null to leave the value out (a list left with no elements is left out).
      */
     @FunctionalInterface
     interface ValueFilter {

@@ -3,14 +3,14 @@ package io.statebackend.internal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.statebackend.StateBackendException;
+import io.statebackend.StateBackendPoisonedException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
-import io.statebackend.StateBackendException;
-import io.statebackend.StateBackendPoisonedException;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -120,8 +120,8 @@ class NativeBridgeChannelTest {
     }
 
     /**
-     * A native panic while a call holds the backend throws a Java exception (the JVM lives on);
-     * the backend is then poisoned, like SB_POISONED in C: every later call on it throws {@link
+     * A native panic while a call holds the backend throws a Java exception (the JVM lives on); the
+     * backend is then poisoned, like SB_POISONED in C: every later call on it throws {@link
      * StateBackendPoisonedException}, and closing it still works.
      */
     @ParameterizedTest
@@ -139,7 +139,8 @@ class NativeBridgeChannelTest {
         int keyLen = put(in, 0, "key");
         assertThatThrownBy(() -> NativeBridge.valueGet(handle, channel, state, 1, keyLen, 0))
                 .isInstanceOf(StateBackendPoisonedException.class)
-                .hasMessageContaining("the state backend is unusable after an earlier native panic");
+                .hasMessageContaining(
+                        "the state backend is unusable after an earlier native panic");
         assertThatThrownBy(() -> NativeBridge.numEntries(handle))
                 .isInstanceOf(StateBackendPoisonedException.class);
         NativeBridge.close(handle);
