@@ -10,6 +10,7 @@ use ::jni::Env;
 /// The address and capacity of a direct buffer's memory. The memory is Java's: valid while
 /// the buffer object is reachable (it is, for the duration of the native call) and used by
 /// one thread at a time (Java's buffers belong to the task thread).
+#[inline]
 pub(super) fn direct(env: &Env<'_>, buf: &JByteBuffer<'_>) -> Res<(*mut u8, usize)> {
     // A heap buffer (or null) has no address: the `jni` crate reports a null pointer.
     let not_direct = |e| Failure::Argument(format!("not a direct buffer ({e})"));
@@ -22,17 +23,20 @@ pub(super) fn direct(env: &Env<'_>, buf: &JByteBuffer<'_>) -> Res<(*mut u8, usiz
 }
 
 /// The bytes of a direct buffer, read-only.
+#[inline]
 pub(super) fn direct_bytes<'b>(env: &Env<'_>, buf: &'b JByteBuffer<'_>) -> Res<&'b [u8]> {
     let (ptr, cap) = direct(env, buf)?;
     // SAFETY: see `direct`; Java does not write the buffer during the call.
     Ok(unsafe { std::slice::from_raw_parts(ptr, cap) })
 }
 
+#[inline]
 pub(super) fn len_of(len: jint, what: &str) -> Res<usize> {
     usize::try_from(len).map_err(|_| Failure::Argument(format!("negative {what} length {len}")))
 }
 
 /// Splits the first `lens.iter().sum()` bytes of `input` into consecutive fields.
+#[inline]
 pub(super) fn fields<const N: usize>(input: &[u8], lens: [jint; N]) -> Res<[&[u8]; N]> {
     let mut out = [&input[..0]; N];
     let mut at = 0usize;
@@ -55,6 +59,7 @@ pub(super) fn fields<const N: usize>(input: &[u8], lens: [jint; N]) -> Res<[&[u8
 }
 
 /// The input buffer's fields.
+#[inline]
 pub(super) fn input_fields<'b, const N: usize>(
     env: &Env<'_>,
     input: &'b JByteBuffer<'_>,
@@ -64,6 +69,7 @@ pub(super) fn input_fields<'b, const N: usize>(
 }
 
 /// The code for "the output buffer needs `needed` bytes".
+#[cold]
 pub(super) fn too_small(needed: usize) -> Res<jint> {
     i32::try_from(needed)
         .ok()
@@ -73,6 +79,7 @@ pub(super) fn too_small(needed: usize) -> Res<jint> {
 }
 
 /// Copies `bytes` to `out`: its length, or the too-small code.
+#[inline]
 pub(super) fn emit(out: &mut [u8], bytes: &[u8]) -> Res<jint> {
     if bytes.len() > out.len() {
         return too_small(bytes.len());
@@ -81,6 +88,7 @@ pub(super) fn emit(out: &mut [u8], bytes: &[u8]) -> Res<jint> {
     Ok(bytes.len() as jint)
 }
 
+#[inline]
 pub(super) fn kind_of(kind: jint) -> Res<StateKind> {
     u8::try_from(kind)
         .ok()
@@ -88,25 +96,30 @@ pub(super) fn kind_of(kind: jint) -> Res<StateKind> {
         .ok_or_else(|| Failure::Argument(format!("unknown state kind {kind}")))
 }
 
+#[inline]
 pub(super) fn key_group(kg: jint) -> Res<u32> {
     u32::try_from(kg).map_err(|_| Failure::Argument(format!("negative key group {kg}")))
 }
 
+#[inline]
 pub(super) fn state_id(s: jint) -> Res<StateId> {
     StateId::try_from(s).map_err(|_| Failure::Argument(format!("negative state id {s}")))
 }
 
+#[inline]
 pub(super) fn as_i8(bytes: &[u8]) -> &[i8] {
     // SAFETY: u8 and i8 have the same size and alignment.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), bytes.len()) }
 }
 
+#[inline]
 pub(super) fn as_i8_mut(bytes: &mut [u8]) -> &mut [i8] {
     // SAFETY: u8 and i8 have the same size and alignment.
     unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), bytes.len()) }
 }
 
 /// Appends `u32be(len) ‖ bytes`.
+#[inline]
 pub(super) fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);

@@ -90,6 +90,7 @@ impl From<::jni::errors::Error> for Failure {
 
 /// Why a handle cannot be used: `closed` is the message for a closed one, `what`
 /// names the object.
+#[cold]
 fn unusable(u: Unusable, closed: &'static str, what: &'static str) -> Failure {
     match u {
         Unusable::Closed => Failure::Closed(closed),

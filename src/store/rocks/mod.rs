@@ -66,8 +66,11 @@ const LEVEL0_COMPACTION_TRIGGER: i32 = 8;
 /// abort the process; it becomes a failed merge, which RocksDB reports as an error.
 fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     std::panic::catch_unwind(|| {
-        let len =
-            existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
+        #[cfg(test)]
+        if operands.iter().any(|op| op == tests::PANIC_IN_MERGE) {
+            panic!("injected panic in the list merge operator");
+        }
+        let len = existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
         let mut out = Vec::with_capacity(len);
         if let Some(e) = existing {
             out.extend_from_slice(e);
@@ -892,4 +895,38 @@ pub fn working_dirs(local: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A merge operand that makes the merge operator panic (tests only).
+    pub(super) const PANIC_IN_MERGE: &[u8] = b"\xffpanic in the merge operator";
+
+    /// RocksDB runs the merge operator on its own threads and on reads, behind C++:
+    /// a panic there is a failed merge, reported as an error, not an aborted process.
+    #[test]
+    fn a_panic_in_the_merge_operator_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("checkpoints").display());
+        let config = Config::rocksdb(&url)
+            .unwrap()
+            .with_local_dir(dir.path().join("local"));
+        let mut store = RocksStore::open(&config).unwrap();
+        store.add_state(0, StateKind::List).unwrap();
+        store.list_append(0, 0, b"k", b"", &[1, b'a']).unwrap();
+        store.list_append(0, 0, b"k", b"", PANIC_IN_MERGE).unwrap();
+        let mut out = Vec::new();
+        match store.list_get(0, 0, b"k", b"", &mut out) {
+            Err(Error::RocksDb(msg)) => assert!(msg.contains("Merge operator failed"), "{msg}"),
+            other => panic!("expected a failed merge, got {other:?}"),
+        }
+        // The store goes on: other keys merge as before.
+        store.list_append(0, 0, b"other", b"", &[1, b'b']).unwrap();
+        store.list_append(0, 0, b"other", b"", &[1, b'c']).unwrap();
+        out.clear();
+        assert!(store.list_get(0, 0, b"other", b"", &mut out).unwrap());
+        assert_eq!(out, [1, b'b', 1, b'c']);
+    }
 }
