@@ -1,7 +1,7 @@
 //! The JNI bridge under the Flink classes in `java/` (`io.statebackend.internal.NativeBridge`).
 //!
 //! Like the C ABI, this layer only converts and guards: every native method runs inside
-//! [`run`] or [`access`] (which catch panics), and a failure becomes a Java exception
+//! `run` or `access` (which catch panics), and a failure becomes a Java exception
 //! carrying the core's message: `IllegalArgumentException` for misuse,
 //! `IllegalStateException` for a closed handle, `io.statebackend.StateBackendPoisonedException`
 //! for a backend that a panic left unusable (what `SB_POISONED` is in C), and
@@ -22,7 +22,7 @@
 //! go into the output buffer; calls return the result's length, [`ABSENT`] when there
 //! is none, or `-(needed) - 2` when the output buffer is too small (Java grows it and
 //! calls again). These calls enter the `jni` crate's environment wrapper only to throw
-//! (see [`access`]).
+//! (see `access`).
 //!
 //! The files follow the C ABI's (`src/ffi/c/`): `backend` (open, close, states,
 //! registered buffers), `keyed` (state accesses), `iter` (keys and the entries of a
