@@ -321,48 +321,60 @@ pub(crate) fn download(sources: &DbFileSources, files: &DbFiles, dest: &Path) ->
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let mut buf = vec![0u8; CHUNK_LEN as usize];
     for f in &files.files {
-        let src = sources.open(f)?;
-        let name = src.name();
-        let actual = src.len();
-        if actual != f.size {
+        let target = dest.join(&f.name);
+        let mut output = File::create(&target).map_err(|e| Error::io(&target, e))?;
+        read_checked(sources, f, &mut buf, &mut |chunk| {
+            output.write_all(chunk).map_err(|e| Error::io(&target, e))
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads the stored copy of `f` chunk by chunk into `buf` (`CHUNK_LEN` bytes),
+/// checking its size and each chunk's checksum before handing the chunk to `out`.
+pub(crate) fn read_checked(
+    sources: &DbFileSources,
+    f: &DbFile,
+    buf: &mut [u8],
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let src = sources.open(f)?;
+    let name = src.name();
+    let actual = src.len();
+    if actual != f.size {
+        return Err(Error::corrupted(
+            name,
+            actual.min(f.size),
+            format!("file is {actual} bytes, the manifest records {}", f.size),
+        ));
+    }
+    if f.chunk_crcs.len() as u64 != f.size.div_ceil(CHUNK_LEN) {
+        return Err(Error::corrupted(
+            name,
+            0,
+            format!(
+                "the manifest records {} checksums for {} bytes",
+                f.chunk_crcs.len(),
+                f.size
+            ),
+        ));
+    }
+    for (i, &crc) in f.chunk_crcs.iter().enumerate() {
+        let offset = i as u64 * CHUNK_LEN;
+        let n = (f.size - offset).min(CHUNK_LEN) as usize;
+        src.read_exact_at(offset, &mut buf[..n])?;
+        let computed = crc32c::crc32c(&buf[..n]);
+        if computed != crc {
             return Err(Error::corrupted(
                 name,
-                actual.min(f.size),
-                format!("file is {actual} bytes, the manifest records {}", f.size),
-            ));
-        }
-        if f.chunk_crcs.len() as u64 != f.size.div_ceil(CHUNK_LEN) {
-            return Err(Error::corrupted(
-                name,
-                0,
+                offset,
                 format!(
-                    "the manifest records {} checksums for {} bytes",
-                    f.chunk_crcs.len(),
-                    f.size
+                    "checksum mismatch in bytes {offset}..{} (stored {crc:#010x}, computed {computed:#010x})",
+                    offset + n as u64
                 ),
             ));
         }
-        let target = dest.join(&f.name);
-        let mut output = File::create(&target).map_err(|e| Error::io(&target, e))?;
-        for (i, &crc) in f.chunk_crcs.iter().enumerate() {
-            let offset = i as u64 * CHUNK_LEN;
-            let n = (f.size - offset).min(CHUNK_LEN) as usize;
-            src.read_exact_at(offset, &mut buf[..n])?;
-            let computed = crc32c::crc32c(&buf[..n]);
-            if computed != crc {
-                return Err(Error::corrupted(
-                    name,
-                    offset,
-                    format!(
-                        "checksum mismatch in bytes {offset}..{} (stored {crc:#010x}, computed {computed:#010x})",
-                        offset + n as u64
-                    ),
-                ));
-            }
-            output
-                .write_all(&buf[..n])
-                .map_err(|e| Error::io(&target, e))?;
-        }
+        out(&buf[..n])?;
     }
     Ok(())
 }
