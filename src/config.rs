@@ -539,10 +539,13 @@ fn parse_url(key: &str, value: &str) -> Result<CheckpointUrl> {
 }
 
 fn parse_backend(key: &str, value: &str, has_dir: bool) -> Result<BackendKind> {
-    Ok(match value.to_ascii_lowercase().as_str() {
-        "jobmanager" | "memory" => BackendKind::Memory,
-        "filesystem" | "fs" => BackendKind::Fs,
-        "rocksdb" => BackendKind::RocksDb,
+    let value_lower = value.to_ascii_lowercase();
+    if let Ok(kind) = BackendKind::from_name(&value_lower) {
+        return Ok(kind);
+    }
+    Ok(match value_lower.as_str() {
+        "jobmanager" => BackendKind::Memory,
+        "filesystem" => BackendKind::Fs,
         "hashmap" if has_dir => BackendKind::Fs,
         "hashmap" => BackendKind::Memory,
         "io.statebackend.nativememorybackendfactory" => BackendKind::Memory,

@@ -21,6 +21,7 @@ use statebackend::checkpoint_storage::source::FileSource;
 use statebackend::checkpoint_storage::CheckpointStorage;
 use statebackend::snapshot::manifest::KeyedData;
 use statebackend::snapshot::reader::{self, OpenSnapshot};
+use statebackend::snapshot::{complete_checkpoint, MANIFEST_SUFFIX};
 use statebackend::{
     CheckpointUrl, Config, EntryValue, KeyGroupRange, SnapshotHandle, StateBackend,
 };
@@ -123,9 +124,13 @@ impl Filter {
 }
 
 fn parse_range(s: &str) -> Result<KeyGroupRange, String> {
-    let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let n = |x: &str| x.trim().parse::<u32>().map_err(|e| format!("'{x}': {e}"));
-    KeyGroupRange::new(n(a)?, n(b)?).map_err(|e| e.to_string())
+    // `A-B` as configuration writes it, or a single key group.
+    KeyGroupRange::parse(s)
+        .or_else(|| {
+            let n = s.trim().parse().ok()?;
+            KeyGroupRange::new(n, n).ok()
+        })
+        .ok_or_else(|| format!("'{s}': expected a key group N or a range A-B"))
 }
 
 /// A failed check (exit 1) or another error (exit 2).
@@ -237,7 +242,7 @@ fn handles(at: &Location) -> Result<Vec<SnapshotHandle>, Failure> {
             at.location
         )));
     }
-    if path.extension().is_some_and(|e| e == "manifest") {
+    if path.to_string_lossy().ends_with(MANIFEST_SUFFIX) {
         return Ok(vec![SnapshotHandle::Manifest(path)]);
     }
     Ok(vec![SnapshotHandle::Stream(Arc::new(FileSource::open(
@@ -250,7 +255,7 @@ fn manifests_of(storage: &FileStorage, id: u64) -> Result<Vec<PathBuf>, Failure>
     Ok(storage
         .list(id)?
         .into_iter()
-        .filter(|n| n.ends_with(".manifest"))
+        .filter(|n| n.ends_with(MANIFEST_SUFFIX))
         .map(|n| PathBuf::from(storage.location(id, &n)))
         .collect())
 }
@@ -298,16 +303,14 @@ fn list(url: &str, as_json: bool) -> Outcome {
             }
         }
         ranges.sort_by_key(|r| r.start());
-        let covered = max_parallelism.is_some_and(|mp| {
-            let mut next = 0;
-            for r in &ranges {
-                if r.start() > next {
-                    return false;
-                }
-                next = next.max(r.end() + 1);
+        // The rule a restore uses to pick a checkpoint (`SnapshotHandle::latest`).
+        let covered = match complete_checkpoint(&storage, id, None) {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                problems.push(e.to_string());
+                false
             }
-            next == mp
-        });
+        };
         let complete = covered && problems.is_empty();
         kinds.dedup();
         let time = newest

@@ -202,7 +202,7 @@ fn finish_stream(
 /// The manifest names of checkpoint `id` if its manifests cover `wanted` (all key
 /// groups if None), else None (some instance did not finish it). Overlapping
 /// manifests are an error: checkpoints of different parallelism share the id.
-pub(crate) fn complete_checkpoint(
+pub fn complete_checkpoint(
     storage: &dyn CheckpointStorage,
     id: u64,
     wanted: Option<KeyGroupRange>,
