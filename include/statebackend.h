@@ -246,8 +246,10 @@ typedef struct sb_config {
      */
     uint32_t backend;
     /**
-     * Where snapshots go, `file:///abs/path` (or an absolute path); required by
-     * the fs and rocksdb backends. NUL-terminated UTF-8, or null.
+     * Where snapshots go, `file:///abs/path` (or an absolute path),
+     * `s3://bucket/prefix` or `hdfs://name-node:port/path`; required by the fs and
+     * rocksdb backends. S3 is reached with the AWS environment variables
+     * (`sb_backend_open_pairs` also takes `s3.*` keys). NUL-terminated UTF-8, or null.
      */
     const char *checkpoint_url;
     /**
@@ -306,7 +308,7 @@ typedef struct sb_snapshot_source {
     uint32_t kind;
     /**
      * `SB_SNAPSHOT_INLINE`: the snapshot bytes. `SB_SNAPSHOT_MANIFEST`: the UTF-8
-     * path or `file://` URL of a manifest (no NUL needed).
+     * path, `file://` or `s3://` URL of a manifest (no NUL needed).
      */
     struct sb_slice data;
 } sb_snapshot_source;
@@ -464,7 +466,9 @@ sb_status sb_backend_open_conf_file(const char *path,
 /**
  * Like `sb_backend_open`, with a configuration from Flink-style key/value pairs
  * (`keys[i]` = `values[i]`, NUL-terminated UTF-8, borrowed during the call), e.g.
- * `state.backend.type` = `filesystem`, `state.checkpoints.dir` = `file:///ckpt`.
+ * `state.backend.type` = `filesystem`, `state.checkpoints.dir` = `file:///ckpt`
+ * or `s3://bucket/ckpt` with `s3.endpoint`, `s3.region`, `s3.access-key`,
+ * `s3.secret-key`, `s3.path.style.access` (unset ones: the AWS environment variables).
  * Unknown keys are ignored except under `state.backend.native.`.
  */
 sb_status sb_backend_open_pairs(const char *const *keys,
@@ -597,10 +601,12 @@ sb_status sb_last_error_message(char *buf,
 
 /**
  * Finds the newest complete checkpoint under a checkpoint directory `url`
- * (`file:///…` or an absolute path) — the newest whose manifests cover every key
+ * (`file:///…`, an absolute path, `s3://bucket/prefix` or `hdfs://…`; S3 is reached
+ * with the AWS environment variables) — the newest whose manifests cover every key
  * group of the job, so a checkpoint that some instance did not finish is skipped —
- * and copies the paths of its manifests (one per instance that wrote it) into `buf`, each NUL-terminated, one after the other,
- * with the required-size protocol. `*count` is the number of manifests; 0 (and
+ * and copies the paths (URLs for remote storage) of its manifests (one per instance
+ * that wrote it) into `buf`, each NUL-terminated, one after the other, with the
+ * required-size protocol. `*count` is the number of manifests; 0 (and
  * `SB_NOT_FOUND`) if there is no complete checkpoint.
  */
 sb_status sb_latest_checkpoint(const char *url,
@@ -885,7 +891,8 @@ sb_status sb_snapshot_get_info(struct sb_snapshot snapshot,
                                struct sb_snapshot_info *out);
 
 /**
- * Copies the manifest path of a file snapshot (fs, rocksdb), NUL-terminated, into
+ * Copies the manifest path (or `s3://`/`hdfs://` URL) of a snapshot of the fs or
+ * rocksdb backend, NUL-terminated, into
  * `buf` with the required-size protocol (`*len` includes the NUL). An inline
  * snapshot: `SB_INVALID_ARGUMENT`.
  */

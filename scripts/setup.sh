@@ -34,3 +34,17 @@ fi
 # Cargo and Maven share this target directory; everything is built in release mode
 # so librocksdb-sys is compiled once.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+# The remote-storage tests run a real S3-compatible server: moto, from PyPI, in a
+# virtual environment of its own under the target directory.
+export STATEBACKEND_PYTHON="$CARGO_TARGET_DIR/moto-venv/bin/python"
+if ! "$STATEBACKEND_PYTHON" -c 'import moto, boto3, flask' 2>/dev/null; then
+  echo "==> installing moto (S3 test server) into $CARGO_TARGET_DIR/moto-venv"
+  if ! python3 -m venv "$CARGO_TARGET_DIR/moto-venv" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$CARGO_TARGET_DIR/moto-venv"
+  fi
+  "$STATEBACKEND_PYTHON" -m pip install -q --disable-pip-version-check "moto[server]==5.2.5" "boto3==1.44.5"
+fi

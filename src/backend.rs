@@ -2,8 +2,7 @@
 //! state and its checkpoints. Every check and every rule shared by the C and JNI
 //! layers lives here.
 
-use crate::checkpoint_storage::file::FileStorage;
-use crate::checkpoint_storage::CheckpointStorage;
+use crate::checkpoint_storage::{self, CheckpointStorage};
 use crate::codec::{put_list_element, ListElements};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, Result};
@@ -72,7 +71,7 @@ impl StateBackend {
                 let url = config.checkpoint_dir.as_ref().ok_or_else(|| {
                     Error::invalid("a checkpoint directory is required for this backend")
                 })?;
-                Some(Arc::new(FileStorage::new(url.local_path())))
+                Some(checkpoint_storage::open(url, &config.remote)?)
             }
         };
         StateBackend::restore_with_storage(config, storage, handles)
@@ -686,6 +685,7 @@ impl StateBackend {
                 storage: Arc::clone(&t.storage),
                 retention: Arc::clone(&t.retention),
                 instance: instance_name(&self.config),
+                remote: self.config.remote.clone(),
             },
         };
         Ok(PendingSnapshot {

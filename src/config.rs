@@ -1,6 +1,7 @@
 //! Backend configuration: a typed [`Config`], and parsing of Flink's configuration
 //! keys (classic and modern) from key/value pairs or a flink-conf.yaml-style file.
 
+pub use crate::checkpoint_storage::RemoteOptions;
 use crate::error::{Error, Result};
 use crate::keygroup::{self, KeyGroupRange};
 use std::collections::BTreeMap;
@@ -43,6 +44,19 @@ pub mod keys {
     pub const PARALLELISM: &str = "state.backend.native.parallelism";
     /// Memory backend: maximum serialized size of one state in a snapshot.
     pub const MAX_STATE_SIZE: &str = "state.backend.native.memory.max-state-size";
+    /// S3 endpoint URL, e.g. `http://127.0.0.1:9000` (Flink's S3 file systems' key).
+    pub const S3_ENDPOINT: &str = "s3.endpoint";
+    /// S3 region (default: `AWS_REGION`, else `us-east-1`).
+    pub const S3_REGION: &str = "s3.region";
+    /// S3 access key id (default: `AWS_ACCESS_KEY_ID`).
+    pub const S3_ACCESS_KEY: &str = "s3.access-key";
+    /// S3 secret access key (default: `AWS_SECRET_ACCESS_KEY`).
+    pub const S3_SECRET_KEY: &str = "s3.secret-key";
+    /// S3 session token of temporary credentials (default: `AWS_SESSION_TOKEN`).
+    pub const S3_SESSION_TOKEN: &str = "s3.session-token";
+    /// `true`: path-style requests (`endpoint/bucket/key`, most S3-compatible
+    /// servers); `false`: virtual-hosted style (`bucket.endpoint/key`).
+    pub const S3_PATH_STYLE: &str = "s3.path.style.access";
 }
 
 /// Which of the three backends.
@@ -81,21 +95,44 @@ impl BackendKind {
     }
 }
 
-/// Where checkpoints of a URL-based backend go. Only local files are built in.
+/// Where checkpoints of a URL-based backend go: a local directory (`file://`), an
+/// S3 bucket and prefix (`s3://`), or an HDFS directory (`hdfs://`). The remote ones
+/// need the `remote` cargo feature (on by default).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointUrl {
     url: String,
-    path: PathBuf,
+    target: UrlTarget,
+}
+
+/// What a [`CheckpointUrl`] points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlTarget {
+    /// A local directory.
+    Local(PathBuf),
+    /// `s3://bucket/prefix` (also `s3a://`, `s3p://`, as Flink accepts them).
+    S3 {
+        bucket: String,
+        /// The key prefix without leading or trailing `/`; empty for the bucket's root.
+        prefix: String,
+    },
+    /// `hdfs://name-node[:port]/path`.
+    Hdfs {
+        /// `hdfs://name-node[:port]`.
+        name_node: String,
+        /// The absolute directory on HDFS.
+        path: String,
+    },
 }
 
 impl CheckpointUrl {
-    /// Parses `file:///abs/path`, `file:/abs/path` or a plain absolute path.
+    /// Parses `file:///abs/path`, `file:/abs/path`, a plain absolute path,
+    /// `s3://bucket[/prefix]` or `hdfs://name-node[:port]/path`.
     pub fn parse(url: &str) -> std::result::Result<Self, String> {
         let url = url.trim();
         if url.is_empty() {
             return Err("the URL is empty".into());
         }
-        let path = match url.split_once(':') {
+        let target = match url.split_once(':') {
             Some((scheme, rest))
                 if !scheme.is_empty()
                     && scheme
@@ -103,31 +140,36 @@ impl CheckpointUrl {
                         .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
             {
                 match scheme.to_ascii_lowercase().as_str() {
-                    "file" => parse_file_url_rest(rest)?,
+                    "file" => UrlTarget::Local(parse_file_url_rest(rest)?),
+                    "s3" | "s3a" | "s3p" => parse_s3_rest(rest)?,
+                    "hdfs" => parse_hdfs_rest(rest)?,
                     other => {
                         return Err(format!(
-                            "unsupported scheme '{other}': this build writes checkpoints to file:// URLs \
-                             (from Flink, use the Java backends, which write through Flink's own file systems)"
+                            "unsupported scheme '{other}': expected file://, s3:// or hdfs://"
                         ))
                     }
                 }
             }
-            _ if url.starts_with('/') => PathBuf::from(url),
+            _ if url.starts_with('/') => UrlTarget::Local(PathBuf::from(url)),
             _ => {
                 return Err(
-                    "not a URL: expected file:///absolute/path (or an absolute path)".into(),
+                    "not a URL: expected file:///absolute/path (or an absolute path), \
+                     s3://bucket/prefix or hdfs://name-node:port/path"
+                        .into(),
                 )
             }
         };
-        if path
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
-        {
-            return Err("the path must not contain '..'".into());
+        if let UrlTarget::Local(path) = &target {
+            if path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err("the path must not contain '..'".into());
+            }
         }
         Ok(CheckpointUrl {
             url: url.to_string(),
-            path,
+            target,
         })
     }
 
@@ -142,7 +184,7 @@ impl CheckpointUrl {
         }
         Ok(CheckpointUrl {
             url: format!("file://{}", path.display()),
-            path: path.to_path_buf(),
+            target: UrlTarget::Local(path.to_path_buf()),
         })
     }
 
@@ -150,10 +192,83 @@ impl CheckpointUrl {
         &self.url
     }
 
-    /// The local directory behind a `file://` URL.
-    pub fn local_path(&self) -> &Path {
-        &self.path
+    pub fn target(&self) -> &UrlTarget {
+        &self.target
     }
+
+    /// The local directory behind a `file://` URL; None for remote storage.
+    pub fn local_path(&self) -> Option<&Path> {
+        match &self.target {
+            UrlTarget::Local(path) => Some(path),
+            UrlTarget::S3 { .. } | UrlTarget::Hdfs { .. } => None,
+        }
+    }
+}
+
+/// The part of an `s3://` URL after the scheme: `//bucket[/prefix]`.
+fn parse_s3_rest(rest: &str) -> std::result::Result<UrlTarget, String> {
+    let after = rest
+        .strip_prefix("//")
+        .ok_or("an S3 URL is s3://bucket/prefix")?;
+    let (bucket, prefix) = after.split_once('/').unwrap_or((after, ""));
+    // S3's bucket naming rules: 3-63 characters, lower-case letters, digits, '.', '-'.
+    if bucket.len() < 3
+        || bucket.len() > 63
+        || !bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return Err(format!(
+            "'{bucket}' is not an S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')"
+        ));
+    }
+    Ok(UrlTarget::S3 {
+        bucket: bucket.to_string(),
+        prefix: clean_object_path(prefix)?,
+    })
+}
+
+/// The part of an `hdfs://` URL after the scheme: `//name-node[:port]/path`.
+fn parse_hdfs_rest(rest: &str) -> std::result::Result<UrlTarget, String> {
+    let after = rest
+        .strip_prefix("//")
+        .ok_or("an HDFS URL is hdfs://name-node:port/path")?;
+    let (authority, path) = after.split_once('/').unwrap_or((after, ""));
+    let host = authority.rsplit_once(':').map_or(authority, |(h, port)| {
+        if port.parse::<u16>().is_ok() {
+            h
+        } else {
+            ""
+        }
+    });
+    if host.is_empty() || host.contains(['@', '?', '#']) {
+        return Err(format!(
+            "'{authority}' is not a name node: expected hdfs://host:port/path"
+        ));
+    }
+    Ok(UrlTarget::Hdfs {
+        name_node: format!("hdfs://{authority}"),
+        path: format!("/{}", clean_object_path(path)?),
+    })
+}
+
+/// An object-store path without leading or trailing `/`, refusing empty, `.` and
+/// `..` segments (they would leave the checkpoint directory or alias it).
+fn clean_object_path(path: &str) -> std::result::Result<String, String> {
+    let path = path.trim_matches('/');
+    if path.contains(['?', '#', '\0']) {
+        return Err("the path must not contain '?', '#' or NUL".into());
+    }
+    if !path.is_empty()
+        && path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(format!(
+            "the path '{path}' has an empty, '.' or '..' segment"
+        ));
+    }
+    Ok(path.to_string())
 }
 
 fn parse_file_url_rest(rest: &str) -> std::result::Result<PathBuf, String> {
@@ -205,6 +320,8 @@ pub struct Config {
     /// (subtask index, parallelism) of this instance: decides its share of operator
     /// state on restore. (0, 1) takes everything.
     pub subtask: (u32, u32),
+    /// How to reach remote checkpoint storage (`s3.*` keys).
+    pub remote: RemoteOptions,
 }
 
 impl Config {
@@ -220,6 +337,7 @@ impl Config {
             incremental: false,
             rocksdb_options: BTreeMap::new(),
             subtask: (0, 1),
+            remote: RemoteOptions::default(),
         }
     }
 
@@ -450,6 +568,7 @@ impl Config {
         if let Some(v) = get(keys::MAX_STATE_SIZE) {
             config.max_state_size = parse_memory_size(keys::MAX_STATE_SIZE, v)?;
         }
+        config.remote = RemoteOptions::from_pairs(&map)?;
         if let Some(v) = get(keys::LOCAL_DIR).or(get(keys::ROCKSDB_LOCAL_DIR)) {
             config.local_dir = Some(PathBuf::from(v));
         }
@@ -571,7 +690,7 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
     })
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -628,17 +747,88 @@ mod tests {
     fn urls() {
         assert_eq!(
             CheckpointUrl::parse("file:///tmp/x").unwrap().local_path(),
-            Path::new("/tmp/x")
+            Some(Path::new("/tmp/x"))
         );
         assert_eq!(
             CheckpointUrl::parse("file:/tmp/x").unwrap().local_path(),
-            Path::new("/tmp/x")
+            Some(Path::new("/tmp/x"))
         );
         assert!(CheckpointUrl::parse("file://host/tmp").is_err());
-        assert!(CheckpointUrl::parse("s3://bucket/x")
+        assert!(CheckpointUrl::parse("ftp://host/x")
             .unwrap_err()
             .contains("unsupported scheme"));
         assert!(CheckpointUrl::parse("relative/dir").is_err());
         assert!(CheckpointUrl::parse("file:///a/../b").is_err());
+    }
+
+    #[test]
+    fn s3_urls() {
+        let target = |u: &str| CheckpointUrl::parse(u).map(|u| u.target().clone());
+        let s3 = |bucket: &str, prefix: &str| UrlTarget::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        };
+        assert_eq!(target("s3://my-bucket/a/b/"), Ok(s3("my-bucket", "a/b")));
+        assert_eq!(target("s3a://my.bucket"), Ok(s3("my.bucket", "")));
+        assert_eq!(target("S3://bkt/ckpt"), Ok(s3("bkt", "ckpt")));
+        assert_eq!(
+            CheckpointUrl::parse("s3://bkt/x").unwrap().local_path(),
+            None
+        );
+        assert!(target("s3://Upper/x").unwrap_err().contains("bucket name"));
+        assert!(target("s3://b/x").unwrap_err().contains("bucket name"));
+        assert!(target("s3:bucket/x")
+            .unwrap_err()
+            .contains("s3://bucket/prefix"));
+        assert!(target("s3://bkt/a/../b").unwrap_err().contains("'..'"));
+        assert!(target("s3://bkt/a//b").unwrap_err().contains("empty"));
+        assert!(target("s3://bkt/a?x=1").is_err());
+    }
+
+    #[test]
+    fn hdfs_urls() {
+        let target = |u: &str| CheckpointUrl::parse(u).map(|u| u.target().clone());
+        assert_eq!(
+            target("hdfs://nn.example:8020/flink/ckpt/"),
+            Ok(UrlTarget::Hdfs {
+                name_node: "hdfs://nn.example:8020".into(),
+                path: "/flink/ckpt".into()
+            })
+        );
+        assert_eq!(
+            target("hdfs://nn/"),
+            Ok(UrlTarget::Hdfs {
+                name_node: "hdfs://nn".into(),
+                path: "/".into()
+            })
+        );
+        assert!(target("hdfs:///flink").unwrap_err().contains("name node"));
+        assert!(target("hdfs://nn:port/x")
+            .unwrap_err()
+            .contains("name node"));
+        assert!(target("hdfs://nn:8020/a/../b")
+            .unwrap_err()
+            .contains("'..'"));
+    }
+
+    #[test]
+    fn s3_options() {
+        let c = Config::from_pairs([
+            ("state.backend.type", "rocksdb"),
+            ("state.checkpoints.dir", "s3://bkt/ckpt"),
+            ("s3.endpoint", "http://127.0.0.1:9000"),
+            ("s3.access-key", "ak"),
+            ("s3.secret-key", "sk"),
+            ("s3.path.style.access", "true"),
+            ("s3.upload.max.concurrent.uploads", "4"),
+        ])
+        .unwrap();
+        assert_eq!(c.remote.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.remote.access_key.as_deref(), Some("ak"));
+        assert_eq!(c.remote.secret_key.as_deref(), Some("sk"));
+        assert_eq!(c.remote.path_style, Some(true));
+        assert_eq!(c.remote.region, None);
+        let err = Config::from_pairs([("s3.path.style.access", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("s3.path.style.access"), "{err}");
     }
 }

@@ -41,7 +41,8 @@ pub mod state;
 pub mod store;
 
 pub use backend::StateBackend;
-pub use config::{BackendKind, CheckpointUrl, Config};
+pub use checkpoint_storage::RemoteOptions;
+pub use config::{BackendKind, CheckpointUrl, Config, UrlTarget};
 pub use error::{Error, Result};
 pub use iter::{Entry, EntryValue, KeyEntry, SortedMap};
 pub use keygroup::KeyGroupRange;

@@ -5,6 +5,9 @@
 //!
 //! Needs `cc` and `c++`; the test fails (it does not skip) if they are missing.
 
+#[cfg(feature = "remote")]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -260,6 +263,21 @@ fn c_tests_are_clean_under_valgrind() {
 #[test]
 fn wordcount_example_recovers_exactly_once() {
     let dir = out_dir();
+    let crashed = dir.path().join("crashed").display().to_string();
+    wordcount_recovers(&dir, &crashed, &[]);
+}
+
+/// The same with checkpoints in S3 (a moto server on 127.0.0.1), reached through
+/// the AWS environment variables.
+#[cfg(feature = "remote")]
+#[test]
+fn wordcount_example_recovers_exactly_once_from_s3() {
+    let moto = common::s3::Moto::shared();
+    let dir = out_dir();
+    wordcount_recovers(&dir, &moto.url("wordcount"), &moto.env());
+}
+
+fn wordcount_recovers(dir: &tempfile::TempDir, checkpoints: &str, env: &[(&str, String)]) {
     let exe = dir.path().join("wordcount");
     build(
         "cc",
@@ -272,22 +290,27 @@ fn wordcount_example_recovers_exactly_once() {
     let clean = run(Command::new(&exe).arg(dir.path().join("clean")).args(args));
     assert!(clean.lines().count() > 1000, "{clean}");
 
-    let crashed = dir.path().join("crashed");
-    let out = Command::new(&exe)
-        .arg(&crashed)
-        .args(args)
+    let wordcount = || {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(checkpoints).args(args);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd
+    };
+    let out = wordcount()
         .args(["--crash-after", "7777"])
         .output()
         .unwrap();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(9), "{:?}", out.status);
-    let resumed = Command::new(&exe)
-        .arg(&crashed)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(resumed.status.success());
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resumed = wordcount().output().unwrap();
     let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
     assert!(stderr.contains("resuming at record 7500"), "{stderr}");
     assert!(String::from_utf8_lossy(&resumed.stdout) == clean);
 }

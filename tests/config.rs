@@ -17,7 +17,7 @@ fn classic_keys() {
     assert_eq!(c.backend, BackendKind::Fs);
     assert_eq!(
         c.checkpoint_dir.unwrap().local_path(),
-        std::path::Path::new("/data/ckpt")
+        Some(std::path::Path::new("/data/ckpt"))
     );
     assert_eq!(
         pairs(&[("state.backend", "jobmanager")]).unwrap().backend,

@@ -9,10 +9,14 @@
  * source to the checkpointed offset and ends with exactly the counts of an
  * uninterrupted run.
  *
- *   wordcount WORKDIR [--records N] [--checkpoint-every K] [--crash-after M]
+ *   wordcount WORKDIR|URL [--records N] [--checkpoint-every K] [--crash-after M]
+ *
+ * Checkpoints go to WORKDIR/checkpoints, or to URL when the first argument is one,
+ * e.g. s3://bucket/wordcount: S3 is reached with the standard AWS environment
+ * variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
  *
  * --crash-after M kills the process (SIGKILL, no cleanup) after M records. Run
- * it again with the same WORKDIR to resume from the last checkpoint. At the end
+ * it again with the same WORKDIR (or URL) to resume from the last checkpoint. At the end
  * the program prints one line per (window, word) in order.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -108,7 +112,8 @@ int main(int argc, char **argv) {
     int a;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: %s WORKDIR [--records N] [--checkpoint-every K] [--crash-after M]\n",
+        fprintf(stderr,
+                "usage: %s WORKDIR|URL [--records N] [--checkpoint-every K] [--crash-after M]\n",
                 argv[0]);
         return 2;
     }
@@ -122,7 +127,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    snprintf(url, sizeof url, "file://%s/checkpoints", argv[1]);
+    if (strstr(argv[1], "://") != NULL)
+        snprintf(url, sizeof url, "%s", argv[1]);
+    else
+        snprintf(url, sizeof url, "file://%s/checkpoints", argv[1]);
 
     /* Restore from the newest complete checkpoint, if there is one. */
     status = sb_latest_checkpoint(url, manifests, sizeof manifests, &len, &nmanifests);

@@ -8,26 +8,25 @@
 //! statebackend-inspect diff   file:///data/ckpt --checkpoint 6  file:///data/ckpt --checkpoint 7
 //! ```
 //!
-//! A location is a checkpoint directory (`file:///…` or a path), a manifest file
-//! (`…/chk-N/kg-A-B.manifest`), or a single-stream snapshot file (what the Flink
-//! backends write into Flink's checkpoint files). Exit status: 0 success, 1
-//! corruption found (any command) or a difference (`diff`), 2 any other error.
+//! A location is a checkpoint directory (`file:///…`, a path, or `s3://bucket/prefix`
+//! reached with the AWS environment variables), a manifest (`…/chk-N/kg-A-B.manifest`),
+//! or a single-stream snapshot file (what the Flink backends write into Flink's
+//! checkpoint files). Exit status: 0 success, 1 corruption found (any command) or a
+//! difference (`diff`), 2 any other error.
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
-use statebackend::checkpoint_storage::file::FileStorage;
 use statebackend::checkpoint_storage::source::FileSource;
-use statebackend::checkpoint_storage::CheckpointStorage;
+use statebackend::checkpoint_storage::{self, CheckpointStorage};
 use statebackend::snapshot::manifest::KeyedData;
 use statebackend::snapshot::reader::{self, OpenSnapshot};
 use statebackend::snapshot::{complete_checkpoint, MANIFEST_SUFFIX};
 use statebackend::{
-    CheckpointUrl, Config, EntryValue, KeyGroupRange, SnapshotHandle, StateBackend,
+    CheckpointUrl, Config, EntryValue, KeyGroupRange, RemoteOptions, SnapshotHandle, StateBackend,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -46,7 +45,7 @@ struct Cli {
 enum Command {
     /// The checkpoints under a checkpoint directory: id, time, size, key groups, kind, complete or not.
     List {
-        /// A checkpoint directory: file:///path or /path.
+        /// A checkpoint directory: file:///path, /path or s3://bucket/prefix.
         url: String,
         /// JSON lines instead of a table.
         #[arg(long)]
@@ -98,7 +97,8 @@ enum Command {
 
 #[derive(Args)]
 struct Location {
-    /// A checkpoint directory (file:///path or /path), a manifest, or a stream file.
+    /// A checkpoint directory (file:///path, /path, s3://bucket/prefix), a manifest,
+    /// or a stream file.
     location: String,
     /// With a directory: this checkpoint id (default: every checkpoint for
     /// `verify`, the newest complete one otherwise).
@@ -204,23 +204,31 @@ fn main() -> ExitCode {
 
 // ---- locations ---------------------------------------------------------------------
 
-/// A checkpoint directory's local path, if `location` is one.
-fn directory(location: &str) -> Option<PathBuf> {
-    let url = CheckpointUrl::parse(location).ok()?;
-    url.local_path()
-        .is_dir()
-        .then(|| url.local_path().to_path_buf())
+/// The checkpoint storage `location` names, if it is a checkpoint directory: a
+/// local directory, or a remote URL that does not name a manifest.
+fn directory(location: &str) -> Result<Option<Arc<dyn CheckpointStorage>>, Failure> {
+    let Ok(url) = CheckpointUrl::parse(location) else {
+        return Ok(None);
+    };
+    let is_directory = match url.local_path() {
+        Some(path) => path.is_dir(),
+        None => !location.ends_with(MANIFEST_SUFFIX),
+    };
+    if !is_directory {
+        return Ok(None);
+    }
+    Ok(Some(checkpoint_storage::open(
+        &url,
+        &RemoteOptions::default(),
+    )?))
 }
 
 /// The handles a location stands for: the manifests of one checkpoint of a
 /// directory, a manifest, or a stream file.
 fn handles(at: &Location) -> Result<Vec<SnapshotHandle>, Failure> {
-    if let Some(dir) = directory(&at.location) {
+    if let Some(storage) = directory(&at.location)? {
         let handles = match at.checkpoint {
-            Some(id) => manifests_of(&FileStorage::new(&dir), id)?
-                .into_iter()
-                .map(SnapshotHandle::Manifest)
-                .collect(),
+            Some(id) => manifests_of(storage.as_ref(), id)?,
             None => SnapshotHandle::latest(&at.location)?,
         };
         if handles.is_empty() {
@@ -232,32 +240,37 @@ fn handles(at: &Location) -> Result<Vec<SnapshotHandle>, Failure> {
         }
         return Ok(handles);
     }
-    let path = CheckpointUrl::parse(&at.location)
-        .map_err(|e| Failure::Error(format!("{}: {e}", at.location)))?
-        .local_path()
-        .to_path_buf();
-    if !path.is_file() {
-        return Err(Failure::Error(format!(
+    let url = CheckpointUrl::parse(&at.location)
+        .map_err(|e| Failure::Error(format!("{}: {e}", at.location)))?;
+    if at.location.ends_with(MANIFEST_SUFFIX) {
+        return Ok(vec![SnapshotHandle::manifest(&at.location)?]);
+    }
+    match url.local_path() {
+        Some(path) if path.is_file() => Ok(vec![SnapshotHandle::Stream(Arc::new(
+            FileSource::open(path)?,
+        ))]),
+        _ => Err(Failure::Error(format!(
             "{}: no such checkpoint directory or file",
             at.location
-        )));
+        ))),
     }
-    if path.to_string_lossy().ends_with(MANIFEST_SUFFIX) {
-        return Ok(vec![SnapshotHandle::Manifest(path)]);
-    }
-    Ok(vec![SnapshotHandle::Stream(Arc::new(FileSource::open(
-        &path,
-    )?))])
 }
 
-/// The manifest paths of checkpoint `id`.
-fn manifests_of(storage: &FileStorage, id: u64) -> Result<Vec<PathBuf>, Failure> {
-    Ok(storage
+/// The manifests of checkpoint `id`.
+fn manifests_of(storage: &dyn CheckpointStorage, id: u64) -> Result<Vec<SnapshotHandle>, Failure> {
+    storage
         .list(id)?
         .into_iter()
         .filter(|n| n.ends_with(MANIFEST_SUFFIX))
-        .map(|n| PathBuf::from(storage.location(id, &n)))
-        .collect())
+        .map(|n| Ok(SnapshotHandle::manifest(&storage.location(id, &n))?))
+        .collect()
+}
+
+/// The path or URL of a manifest handle; `fallback` for other handles.
+fn name_of(handle: &SnapshotHandle, fallback: &str) -> String {
+    handle
+        .manifest_location()
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 fn kind_of(snapshot: &OpenSnapshot) -> &'static str {
@@ -270,9 +283,8 @@ fn kind_of(snapshot: &OpenSnapshot) -> &'static str {
 // ---- list ----------------------------------------------------------------------------
 
 fn list(url: &str, as_json: bool) -> Outcome {
-    let dir = directory(url)
+    let storage = directory(url)?
         .ok_or_else(|| Failure::Error(format!("{url}: not a checkpoint directory")))?;
-    let storage = FileStorage::new(&dir);
     let mut out = std::io::stdout().lock();
     if !as_json {
         writeln!(
@@ -288,23 +300,29 @@ fn list(url: &str, as_json: bool) -> Outcome {
         let mut newest = None;
         let mut max_parallelism = None;
         let mut problems = Vec::new();
-        let manifests = manifests_of(&storage, id)?;
-        for path in &manifests {
-            match reader::open(&SnapshotHandle::Manifest(path.clone())) {
+        let names: Vec<String> = storage
+            .list(id)?
+            .into_iter()
+            .filter(|n| n.ends_with(MANIFEST_SUFFIX))
+            .collect();
+        let mut manifests = Vec::new();
+        for name in &names {
+            let location = storage.location(id, name);
+            match SnapshotHandle::manifest(&location).and_then(|h| reader::open(&h)) {
                 Ok(s) => {
                     ranges.push(s.manifest.key_group_range);
                     kinds.push(kind_of(&s));
                     bytes += s.data_len();
                     max_parallelism = Some(s.manifest.max_parallelism);
-                    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-                    newest = newest.max(modified);
+                    newest = newest.max(storage.modified(id, name).ok().flatten());
                 }
                 Err(e) => problems.push(e.to_string()),
             }
+            manifests.push(location);
         }
         ranges.sort_by_key(|r| r.start());
         // The rule a restore uses to pick a checkpoint (`SnapshotHandle::latest`).
-        let covered = match complete_checkpoint(&storage, id, None) {
+        let covered = match complete_checkpoint(storage.as_ref(), id, None) {
             Ok(found) => found.is_some(),
             Err(e) => {
                 problems.push(e.to_string());
@@ -326,7 +344,7 @@ fn list(url: &str, as_json: bool) -> Outcome {
                 "max_parallelism": max_parallelism,
                 "kind": kinds.join(","),
                 "complete": complete,
-                "manifests": manifests.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "manifests": manifests,
                 "problems": problems,
             });
             writeln!(out, "{line}")?;
@@ -359,17 +377,16 @@ fn list(url: &str, as_json: bool) -> Outcome {
 // ---- verify --------------------------------------------------------------------------
 
 fn verify(at: &Location, quiet: bool) -> Outcome {
-    let handles: Vec<SnapshotHandle> = match (directory(&at.location), at.checkpoint) {
+    let handles: Vec<SnapshotHandle> = match (directory(&at.location)?, at.checkpoint) {
         // A directory without an id: every checkpoint in it.
-        (Some(dir), None) => {
-            let storage = FileStorage::new(&dir);
+        (Some(storage), None) => {
             let mut all = Vec::new();
             for id in storage.checkpoint_ids()? {
-                let manifests = manifests_of(&storage, id)?;
+                let manifests = manifests_of(storage.as_ref(), id)?;
                 if manifests.is_empty() {
                     eprintln!("checkpoint {id}: no manifest (unfinished; not part of any restore)");
                 }
-                all.extend(manifests.into_iter().map(SnapshotHandle::Manifest));
+                all.extend(manifests);
             }
             all
         }
@@ -377,10 +394,7 @@ fn verify(at: &Location, quiet: bool) -> Outcome {
     };
     let mut failed = 0;
     for handle in &handles {
-        let name = match handle {
-            SnapshotHandle::Manifest(p) => p.display().to_string(),
-            _ => at.location.clone(),
-        };
+        let name = name_of(handle, &at.location);
         match verify_one(handle, quiet) {
             Ok(bytes) => println!("ok       {name} ({bytes} bytes checked)"),
             Err(e) => {

@@ -142,6 +142,12 @@ impl CheckpointStorage for FileStorage {
         fs::read(&path).map_err(|e| Error::io(path, e))
     }
 
+    fn modified(&self, checkpoint_id: u64, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let path = self.checkpoint_dir(checkpoint_id).join(name);
+        let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(meta.modified().ok())
+    }
+
     fn create_shared(&self, name: &str) -> Result<Box<dyn CheckpointWriter>> {
         Ok(Box::new(AtomicFile::create(&self.shared_path(name)?)?))
     }

@@ -11,13 +11,13 @@ use super::manifest::{DbFile, DbFiles, FileLocation, KeyedData, Manifest, CHUNK_
 use super::reader::DbFileSources;
 use super::{finish_stream, StreamedSnapshot};
 use crate::checkpoint_storage::file::SHARED_DIR;
-use crate::checkpoint_storage::CheckpointStorage;
+use crate::checkpoint_storage::{self, CheckpointStorage};
 use crate::error::{Error, Result};
 use crate::store::{CheckpointLink, LocalCheckpoint};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The files of the previous completed checkpoint, by their name in the DB.
 pub(crate) type PreviousFiles = BTreeMap<String, DbFile>;
@@ -303,16 +303,16 @@ impl IncrementalUpload {
     }
 }
 
-/// Where a file of a manifest at `manifest_path` is stored.
-pub(crate) fn resolve(manifest_path: &Path, location: &FileLocation) -> PathBuf {
-    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+/// Where a file of the manifest at `manifest` (a path or URL) is stored.
+pub(crate) fn resolve(manifest: &str, location: &FileLocation) -> String {
     match location {
-        FileLocation::Private(name) => dir.join(name),
-        FileLocation::Shared(name) => dir
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(SHARED_DIR)
-            .join(name),
+        FileLocation::Private(name) => checkpoint_storage::sibling(manifest, name),
+        FileLocation::Shared(name) => {
+            // <root>/chk-<id>/<manifest> → <root>/shared/<name>
+            let checkpoint_dir = checkpoint_storage::sibling(manifest, "");
+            let root = checkpoint_dir.trim_end_matches('/');
+            checkpoint_storage::sibling(root, &format!("{SHARED_DIR}/{name}"))
+        }
     }
 }
 

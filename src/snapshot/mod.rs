@@ -9,9 +9,8 @@ pub mod reader;
 pub mod restore;
 pub mod writer;
 
-use crate::checkpoint_storage::file::FileStorage;
 use crate::checkpoint_storage::source::{BytesSource, SnapshotSource};
-use crate::checkpoint_storage::CheckpointStorage;
+use crate::checkpoint_storage::{self, CheckpointStorage, RemoteOptions};
 use crate::config::{BackendKind, CheckpointUrl};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
@@ -27,13 +26,20 @@ use writer::SizeLimit;
 pub use writer::{NoFilter, SnapshotFilter};
 
 /// What a restore starts from: the bytes of an inline snapshot (memory backend), the
-/// path of a manifest file (fs and rocksdb backends), a single-stream snapshot
+/// path or URL of a manifest (fs and rocksdb backends), a single-stream snapshot
 /// written by [`PendingSnapshot::write_to`] (e.g. into a Flink checkpoint stream), or
 /// an incremental snapshot whose files the caller stored ([`IncrementalUpload`]).
 #[derive(Clone)]
 pub enum SnapshotHandle {
     Inline(Arc<[u8]>),
+    /// A manifest file in local checkpoint storage.
     Manifest(PathBuf),
+    /// A manifest in remote checkpoint storage (`s3://…`, `hdfs://…`), with the
+    /// settings that reach it.
+    RemoteManifest {
+        url: String,
+        remote: RemoteOptions,
+    },
     Stream(Arc<dyn SnapshotSource>),
     /// The meta stream of [`IncrementalUpload::finish`] and the stored files, by
     /// their names in the RocksDB directory.
@@ -48,6 +54,7 @@ impl std::fmt::Debug for SnapshotHandle {
         match self {
             SnapshotHandle::Inline(b) => write!(f, "Inline({} bytes)", b.len()),
             SnapshotHandle::Manifest(p) => write!(f, "Manifest({})", p.display()),
+            SnapshotHandle::RemoteManifest { url, .. } => write!(f, "RemoteManifest({url})"),
             SnapshotHandle::Stream(s) => write!(f, "Stream({}, {} bytes)", s.name(), s.len()),
             SnapshotHandle::Files { meta, files } => {
                 write!(f, "Files({}, {} files)", meta.name(), files.len())
@@ -61,6 +68,10 @@ impl PartialEq for SnapshotHandle {
         match (self, other) {
             (SnapshotHandle::Inline(a), SnapshotHandle::Inline(b)) => a == b,
             (SnapshotHandle::Manifest(a), SnapshotHandle::Manifest(b)) => a == b,
+            (
+                SnapshotHandle::RemoteManifest { url: a, remote: ra },
+                SnapshotHandle::RemoteManifest { url: b, remote: rb },
+            ) => a == b && ra == rb,
             (SnapshotHandle::Stream(a), SnapshotHandle::Stream(b)) => Arc::ptr_eq(a, b),
             (SnapshotHandle::Files { meta: a, .. }, SnapshotHandle::Files { meta: b, .. }) => {
                 Arc::ptr_eq(a, b)
@@ -76,11 +87,47 @@ impl SnapshotHandle {
         SnapshotHandle::Inline(bytes.into())
     }
 
-    /// A handle for a manifest given as `file:///…` URL or absolute path.
+    /// A handle for a manifest given as `file:///…` URL or absolute path, or as an
+    /// `s3://…`/`hdfs://…` URL reached with the AWS environment variables.
     pub fn manifest(url: &str) -> Result<Self> {
-        let url = CheckpointUrl::parse(url)
+        SnapshotHandle::manifest_with(url, &RemoteOptions::default())
+    }
+
+    /// Like [`SnapshotHandle::manifest`], reaching remote storage with `remote`.
+    pub fn manifest_with(url: &str, remote: &RemoteOptions) -> Result<Self> {
+        let parsed = CheckpointUrl::parse(url)
             .map_err(|reason| Error::invalid(format!("manifest location '{url}': {reason}")))?;
-        Ok(SnapshotHandle::Manifest(url.local_path().to_path_buf()))
+        Ok(match parsed.local_path() {
+            Some(path) => SnapshotHandle::Manifest(path.to_path_buf()),
+            None => SnapshotHandle::RemoteManifest {
+                url: parsed.as_str().to_string(),
+                remote: remote.clone(),
+            },
+        })
+    }
+
+    /// The path or URL of a manifest handle.
+    pub fn manifest_location(&self) -> Option<String> {
+        match self {
+            SnapshotHandle::Manifest(path) => Some(path.display().to_string()),
+            SnapshotHandle::RemoteManifest { url, .. } => Some(url.clone()),
+            SnapshotHandle::Inline(_)
+            | SnapshotHandle::Stream(_)
+            | SnapshotHandle::Files { .. } => None,
+        }
+    }
+
+    /// The handle of the manifest at `location` (as [`CheckpointStorage::location`]
+    /// gives it: a local path or a URL).
+    fn at(location: String, remote: &RemoteOptions) -> Self {
+        if location.starts_with('/') {
+            SnapshotHandle::Manifest(PathBuf::from(location))
+        } else {
+            SnapshotHandle::RemoteManifest {
+                url: location,
+                remote: remote.clone(),
+            }
+        }
     }
 
     /// The manifests of the newest complete checkpoint under a checkpoint directory
@@ -89,7 +136,7 @@ impl SnapshotHandle {
     /// A checkpoint that some instances did not finish (a crash between their
     /// manifests) is skipped, so a restore never misses key groups.
     pub fn latest(checkpoint_url: &str) -> Result<Vec<SnapshotHandle>> {
-        SnapshotHandle::latest_matching(checkpoint_url, None)
+        SnapshotHandle::latest_with(checkpoint_url, None, &RemoteOptions::default())
     }
 
     /// Like [`SnapshotHandle::latest`], for an instance that owns only `range`: the
@@ -98,22 +145,25 @@ impl SnapshotHandle {
         checkpoint_url: &str,
         range: KeyGroupRange,
     ) -> Result<Vec<SnapshotHandle>> {
-        SnapshotHandle::latest_matching(checkpoint_url, Some(range))
+        SnapshotHandle::latest_with(checkpoint_url, Some(range), &RemoteOptions::default())
     }
 
-    fn latest_matching(
+    /// [`SnapshotHandle::latest`] (`wanted` None) or
+    /// [`SnapshotHandle::latest_covering`], reaching remote storage with `remote`.
+    pub fn latest_with(
         checkpoint_url: &str,
         wanted: Option<KeyGroupRange>,
+        remote: &RemoteOptions,
     ) -> Result<Vec<SnapshotHandle>> {
         let url = CheckpointUrl::parse(checkpoint_url).map_err(|reason| {
             Error::invalid(format!("checkpoint directory '{checkpoint_url}': {reason}"))
         })?;
-        let storage = FileStorage::new(url.local_path());
+        let storage = checkpoint_storage::open(&url, remote)?;
         for id in storage.checkpoint_ids()?.into_iter().rev() {
-            if let Some(names) = complete_checkpoint(&storage, id, wanted)? {
+            if let Some(names) = complete_checkpoint(storage.as_ref(), id, wanted)? {
                 return Ok(names
                     .iter()
-                    .map(|n| SnapshotHandle::Manifest(PathBuf::from(storage.location(id, n))))
+                    .map(|n| SnapshotHandle::at(storage.location(id, n), remote))
                     .collect());
             }
         }
@@ -280,6 +330,8 @@ pub(crate) enum Target {
         storage: Arc<dyn CheckpointStorage>,
         retention: Arc<Mutex<Retention>>,
         instance: String,
+        /// Reaches remote storage when the result is restored.
+        remote: RemoteOptions,
     },
 }
 
@@ -426,6 +478,7 @@ impl PendingSnapshot {
                 storage,
                 retention,
                 instance,
+                remote,
             } => {
                 let keyed = match payload {
                     Payload::View(view) => {
@@ -486,7 +539,7 @@ impl PendingSnapshot {
                     checkpoint_id,
                     bytes_written: data_written + encoded.len() as u64,
                     full_size: full_size + encoded.len() as u64,
-                    handle: SnapshotHandle::Manifest(PathBuf::from(manifest_location)),
+                    handle: SnapshotHandle::at(manifest_location, &remote),
                     manifest,
                     retention_warnings,
                 })

@@ -8,13 +8,13 @@ use super::format::{
 use super::incremental;
 use super::manifest::{DataLocation, DbFile, DbFiles, FullData, KeyedData, Manifest};
 use super::SnapshotHandle;
-use crate::checkpoint_storage::source::{BytesSource, FileSource, SliceSource, SnapshotSource};
+use crate::checkpoint_storage::source::{BytesSource, SliceSource, SnapshotSource};
+use crate::checkpoint_storage::{self, RemoteOptions};
 use crate::codec::{get_varint, validate_list};
 use crate::error::{Error, Result};
 use crate::state::StateKind;
 use crate::store::{EntryData, EntryRef};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A manifest and the data it describes, ready to read.
@@ -30,9 +30,12 @@ pub struct OpenSnapshot {
 
 /// Where the RocksDB files of an incremental snapshot are read from.
 pub(crate) enum DbFileSources {
-    /// Beside the manifest file at this path, and in the checkpoint root's shared
-    /// directory (the core's own checkpoint storage).
-    Beside(PathBuf),
+    /// Beside the manifest at this location (a path or URL), and in the checkpoint
+    /// root's shared directory (the core's own checkpoint storage).
+    Beside {
+        manifest: String,
+        remote: RemoteOptions,
+    },
     /// Handed over one by one, by file name (e.g. Flink's state handles).
     Given(BTreeMap<String, Arc<dyn SnapshotSource>>),
 }
@@ -41,10 +44,10 @@ impl DbFileSources {
     /// Opens the stored copy of `file`.
     pub(crate) fn open(&self, file: &DbFile) -> Result<Arc<dyn SnapshotSource>> {
         match self {
-            DbFileSources::Beside(manifest_path) => {
-                let path = incremental::resolve(manifest_path, &file.location);
-                Ok(Arc::new(FileSource::open(&path)?))
-            }
+            DbFileSources::Beside { manifest, remote } => checkpoint_storage::open_source(
+                &incremental::resolve(manifest, &file.location),
+                remote,
+            ),
             DbFileSources::Given(sources) => sources.get(&file.name).cloned().ok_or_else(|| {
                 Error::Restore(format!(
                     "the snapshot's file {} was not handed over for the restore",
@@ -136,51 +139,64 @@ pub fn open(handle: &SnapshotHandle) -> Result<OpenSnapshot> {
             })
         }
         SnapshotHandle::Manifest(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let name = path.display().to_string();
-            let (manifest, framed) = Manifest::decode(&bytes, &name)?;
-            if framed != bytes.len() {
+            open_manifest(path.display().to_string(), &RemoteOptions::default())
+        }
+        SnapshotHandle::RemoteManifest { url, remote } => open_manifest(url.clone(), remote),
+    }
+}
+
+/// Opens the manifest at `location` (a path or URL) and the data beside it.
+fn open_manifest(location: String, remote: &RemoteOptions) -> Result<OpenSnapshot> {
+    let source = checkpoint_storage::open_source(&location, remote)?;
+    let name = location;
+    let len = usize::try_from(source.len())
+        .map_err(|_| Error::corrupted(&name, 0, "manifest too large"))?;
+    let mut bytes = vec![0u8; len];
+    source.read_exact_at(0, &mut bytes)?;
+    let (manifest, framed) = Manifest::decode(&bytes, &name)?;
+    if framed != bytes.len() {
+        return Err(Error::corrupted(
+            &name,
+            framed as u64,
+            "trailing bytes after the manifest",
+        ));
+    }
+    let data: Option<Box<dyn SnapshotSource>> = match &manifest.keyed {
+        KeyedData::Full(FullData {
+            location: DataLocation::File(file),
+            size,
+            ..
+        }) => {
+            if file.contains('/') || file == ".." || file.is_empty() {
                 return Err(Error::corrupted(
                     &name,
-                    framed as u64,
-                    "trailing bytes after the manifest",
+                    0,
+                    format!("bad data file name '{file}'"),
                 ));
             }
-            let data: Option<Box<dyn SnapshotSource>> = match &manifest.keyed {
-                KeyedData::Full(FullData {
-                    location: DataLocation::File(file),
-                    size,
-                    ..
-                }) => {
-                    if file.contains('/') || file == ".." || file.is_empty() {
-                        return Err(Error::corrupted(
-                            &name,
-                            0,
-                            format!("bad data file name '{file}'"),
-                        ));
-                    }
-                    let dir = path.parent().unwrap_or(Path::new("."));
-                    let src = FileSource::open(&dir.join(file))?;
-                    check_data(&src, *size)?;
-                    Some(Box::new(src))
-                }
-                KeyedData::Full(_) => {
-                    return Err(Error::corrupted(
-                        &name,
-                        0,
-                        "manifest file whose data is inline",
-                    ))
-                }
-                KeyedData::Files(_) => None,
-            };
-            Ok(OpenSnapshot {
-                manifest,
-                name,
-                data,
-                file_sources: Some(DbFileSources::Beside(path.clone())),
-            })
+            let src =
+                checkpoint_storage::open_source(&checkpoint_storage::sibling(&name, file), remote)?;
+            check_data(src.as_ref(), *size)?;
+            Some(Box::new(SliceSource::new(src, 0, *size)))
         }
-    }
+        KeyedData::Full(_) => {
+            return Err(Error::corrupted(
+                &name,
+                0,
+                "manifest file whose data is inline",
+            ))
+        }
+        KeyedData::Files(_) => None,
+    };
+    Ok(OpenSnapshot {
+        manifest,
+        file_sources: Some(DbFileSources::Beside {
+            manifest: name.clone(),
+            remote: remote.clone(),
+        }),
+        name,
+        data,
+    })
 }
 
 /// Reads the manifest of a single-stream snapshot (`data ‖ manifest ‖ trailer`) and

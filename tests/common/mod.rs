@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use statebackend::checkpoint_storage::file::FileStorage;
 use statebackend::checkpoint_storage::{CheckpointStorage, CheckpointWriter};
 use statebackend::keygroup::{key_group_for_hash, range_for_operator};
@@ -194,6 +196,9 @@ impl CheckpointStorage for CrashingStorage {
     }
     fn read(&self, id: u64, name: &str) -> statebackend::Result<Vec<u8>> {
         self.inner.read(id, name)
+    }
+    fn modified(&self, id: u64, name: &str) -> statebackend::Result<Option<std::time::SystemTime>> {
+        self.inner.modified(id, name)
     }
     fn create_shared(&self, name: &str) -> statebackend::Result<Box<dyn CheckpointWriter>> {
         Ok(Box::new(CrashingWriter {

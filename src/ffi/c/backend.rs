@@ -79,8 +79,10 @@ impl Drop for CallbackScope {
 pub struct sb_config {
     /// One of `sb_backend_kind`.
     pub backend: u32,
-    /// Where snapshots go, `file:///abs/path` (or an absolute path); required by
-    /// the fs and rocksdb backends. NUL-terminated UTF-8, or null.
+    /// Where snapshots go, `file:///abs/path` (or an absolute path),
+    /// `s3://bucket/prefix` or `hdfs://name-node:port/path`; required by the fs and
+    /// rocksdb backends. S3 is reached with the AWS environment variables
+    /// (`sb_backend_open_pairs` also takes `s3.*` keys). NUL-terminated UTF-8, or null.
     pub checkpoint_url: *const c_char,
     /// Local working directory (RocksDB files); null: the system temp directory.
     pub local_dir: *const c_char,
@@ -112,7 +114,7 @@ pub struct sb_snapshot_source {
     /// One of `sb_snapshot_kind`.
     pub kind: u32,
     /// `SB_SNAPSHOT_INLINE`: the snapshot bytes. `SB_SNAPSHOT_MANIFEST`: the UTF-8
-    /// path or `file://` URL of a manifest (no NUL needed).
+    /// path, `file://` or `s3://` URL of a manifest (no NUL needed).
     pub data: sb_slice,
 }
 
@@ -202,6 +204,7 @@ unsafe fn convert_config(c: &sb_config) -> Result<Config, Fail> {
 unsafe fn convert_sources(
     sources: *const sb_snapshot_source,
     n: usize,
+    remote: &crate::RemoteOptions,
 ) -> Result<Vec<SnapshotHandle>, Fail> {
     if n == 0 {
         return Ok(Vec::new());
@@ -227,7 +230,7 @@ unsafe fn convert_sources(
                             format!("sources[{i}]: the manifest path is not UTF-8: {e}"),
                         )
                     })?;
-                    Ok(SnapshotHandle::manifest(path)?)
+                    Ok(SnapshotHandle::manifest_with(path, remote)?)
                 }
                 None => Err(Fail::new(
                     SB_INVALID_ARGUMENT,
@@ -245,7 +248,7 @@ unsafe fn open(
     out: *mut sb_backend,
 ) -> Outcome {
     non_null(out, "out")?;
-    let handles = convert_sources(sources, n_sources)?;
+    let handles = convert_sources(sources, n_sources, &config.remote)?;
     let backend = StateBackend::restore(config, &handles)?;
     let id = BACKENDS.insert(Mutex::new(BackendCell {
         backend,
@@ -277,7 +280,9 @@ pub unsafe extern "C" fn sb_backend_open(
 
 /// Like `sb_backend_open`, with a configuration from Flink-style key/value pairs
 /// (`keys[i]` = `values[i]`, NUL-terminated UTF-8, borrowed during the call), e.g.
-/// `state.backend.type` = `filesystem`, `state.checkpoints.dir` = `file:///ckpt`.
+/// `state.backend.type` = `filesystem`, `state.checkpoints.dir` = `file:///ckpt`
+/// or `s3://bucket/ckpt` with `s3.endpoint`, `s3.region`, `s3.access-key`,
+/// `s3.secret-key`, `s3.path.style.access` (unset ones: the AWS environment variables).
 /// Unknown keys are ignored except under `state.backend.native.`.
 #[no_mangle]
 pub unsafe extern "C" fn sb_backend_open_pairs(

@@ -39,9 +39,11 @@ fn completed(snapshot: sb_snapshot) -> Result<std::sync::Arc<CompletedSnapshot>,
     })
 }
 
+/// The path or URL of a manifest snapshot, borrowed from the handle.
 fn manifest_path(snapshot: &CompletedSnapshot) -> Option<&[u8]> {
     match &snapshot.handle {
         SnapshotHandle::Manifest(path) => Some(path.as_os_str().as_bytes()),
+        SnapshotHandle::RemoteManifest { url, .. } => Some(url.as_bytes()),
         SnapshotHandle::Inline(_) | SnapshotHandle::Stream(_) | SnapshotHandle::Files { .. } => {
             None
         }
@@ -193,7 +195,8 @@ pub unsafe extern "C" fn sb_snapshot_bytes(
     })
 }
 
-/// Copies the manifest path of a file snapshot (fs, rocksdb), NUL-terminated, into
+/// Copies the manifest path (or `s3://`/`hdfs://` URL) of a snapshot of the fs or
+/// rocksdb backend, NUL-terminated, into
 /// `buf` with the required-size protocol (`*len` includes the NUL). An inline
 /// snapshot: `SB_INVALID_ARGUMENT`.
 #[no_mangle]
@@ -229,11 +232,11 @@ pub unsafe extern "C" fn sb_snapshot_as_source(
         // pointers outlive this call.
         let source = match (&s.handle, manifest_path(&s)) {
             (_, Some(path)) => sb_snapshot_source {
-                kind: 1,
+                kind: SB_SNAPSHOT_MANIFEST as u32,
                 data: sb_slice::of(path),
             },
             (h, None) => sb_snapshot_source {
-                kind: 0,
+                kind: SB_SNAPSHOT_INLINE as u32,
                 data: sb_slice::of(h.as_bytes().unwrap_or_default()),
             },
         };
@@ -289,10 +292,12 @@ pub unsafe extern "C" fn sb_retained_checkpoints(
 }
 
 /// Finds the newest complete checkpoint under a checkpoint directory `url`
-/// (`file:///…` or an absolute path) — the newest whose manifests cover every key
+/// (`file:///…`, an absolute path, `s3://bucket/prefix` or `hdfs://…`; S3 is reached
+/// with the AWS environment variables) — the newest whose manifests cover every key
 /// group of the job, so a checkpoint that some instance did not finish is skipped —
-/// and copies the paths of its manifests (one per instance that wrote it) into `buf`, each NUL-terminated, one after the other,
-/// with the required-size protocol. `*count` is the number of manifests; 0 (and
+/// and copies the paths (URLs for remote storage) of its manifests (one per instance
+/// that wrote it) into `buf`, each NUL-terminated, one after the other, with the
+/// required-size protocol. `*count` is the number of manifests; 0 (and
 /// `SB_NOT_FOUND`) if there is no complete checkpoint.
 #[no_mangle]
 pub unsafe extern "C" fn sb_latest_checkpoint(
@@ -308,11 +313,9 @@ pub unsafe extern "C" fn sb_latest_checkpoint(
         let url = string(url, "url")?;
         let handles = SnapshotHandle::latest(url)?;
         let mut joined = Vec::new();
-        for h in &handles {
-            if let SnapshotHandle::Manifest(path) = h {
-                joined.extend_from_slice(path.as_os_str().as_bytes());
-                joined.push(0);
-            }
+        for location in handles.iter().filter_map(SnapshotHandle::manifest_location) {
+            joined.extend_from_slice(location.as_bytes());
+            joined.push(0);
         }
         count.write(handles.len());
         if handles.is_empty() {
