@@ -95,14 +95,19 @@ fn errors_name_key_and_value() {
             "rocksdbx",
         ),
         (
-            &[("state.checkpoints.dir", "s3://bucket/ckpt")],
+            &[("state.checkpoints.dir", "ftp://host/ckpt")],
             "state.checkpoints.dir",
             "unsupported scheme",
         ),
         (
-            &[("state.checkpoints.dir", "hdfs://nn/ckpt")],
+            &[("state.checkpoints.dir", "s3://My_Bucket/ckpt")],
             "state.checkpoints.dir",
-            "hdfs",
+            "bucket name",
+        ),
+        (
+            &[("state.checkpoints.dir", "hdfs:///ckpt")],
+            "state.checkpoints.dir",
+            "name node",
         ),
         (
             &[("state.checkpoints.dir", "file://host/ckpt")],

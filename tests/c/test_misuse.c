@@ -40,8 +40,10 @@ static void config_cases(void) {
     c = memory_config();
     c.backend = SB_BACKEND_FS;
     BAD(sb_backend_open(&c, NULL, 0, &b), SB_CONFIG_ERROR); /* no URL */
-    c.checkpoint_url = "s3://bucket/ckpt";
+    c.checkpoint_url = "ftp://host/ckpt";
     BAD(sb_backend_open(&c, NULL, 0, &b), SB_CONFIG_ERROR); /* unsupported scheme */
+    c.checkpoint_url = "s3://Not_A_Bucket/ckpt";
+    BAD(sb_backend_open(&c, NULL, 0, &b), SB_CONFIG_ERROR);
     c.checkpoint_url = "relative/dir";
     BAD(sb_backend_open(&c, NULL, 0, &b), SB_CONFIG_ERROR);
     c.checkpoint_url = "file:///tmp/\xff\xfe";
@@ -91,7 +93,7 @@ static void pairs_and_file_cases(void) {
     values[0] = "nope";
     BAD(sb_backend_open_pairs(keys, values, 1, NULL, 0, &b), SB_CONFIG_ERROR);
     keys[0] = "state.checkpoints.dir";
-    values[0] = "hdfs://namenode/ckpt";
+    values[0] = "hdfs:///ckpt"; /* no name node */
     BAD(sb_backend_open_pairs(keys, values, 1, NULL, 0, &b), SB_CONFIG_ERROR);
     BAD(sb_backend_open_pairs(NULL, values, 1, NULL, 0, &b), SB_NULL_POINTER);
     values[0] = NULL;
@@ -173,7 +175,7 @@ static void restore_cases(void) {
     snprintf(path, sizeof path, "%s/nowhere/kg-0-127.manifest", workdir);
     src.data = sl(path);
     BAD(sb_backend_open(&c, &src, 1, &b), SB_IO_ERROR);
-    src.data = sl("s3://bucket/x.manifest");
+    src.data = sl("ftp://host/x.manifest");
     BAD(sb_backend_open(&c, &src, 1, &b), SB_INVALID_ARGUMENT);
     src.kind = SB_SNAPSHOT_INLINE;
     src.data = bl(bytes, len);
@@ -377,7 +379,7 @@ static void limit_cases(void) {
     BAD(sb_snapshot_write(p, &s), SB_INVALID_HANDLE); /* consumed even on failure */
     OK(sb_backend_close(b));
 
-    BAD(sb_latest_checkpoint("s3://bucket/ckpt", paths, sizeof paths, &len, &count),
+    BAD(sb_latest_checkpoint("ftp://host/ckpt", paths, sizeof paths, &len, &count),
         SB_INVALID_ARGUMENT);
     BAD(sb_latest_checkpoint(NULL, paths, sizeof paths, &len, &count), SB_NULL_POINTER);
     snprintf(url, sizeof url, "file://%s/empty-ckpt", workdir);
