@@ -183,6 +183,29 @@ fn a_checkpoint_without_manifest_is_invisible_and_cleaned_up() {
     assert_eq!(store.checkpoint_ids().unwrap(), vec![3]);
 }
 
+/// An object dropped before its commit never appears, also after parts of a
+/// multipart upload went out (the upload is aborted).
+#[test]
+fn an_uncommitted_object_never_appears() {
+    let moto = Moto::shared();
+    let url = moto.url("uncommitted");
+    let store = storage(&url, &moto.options());
+    let mut small = store.create(1, "small.data").unwrap();
+    std::io::Write::write_all(&mut small, b"not committed").unwrap();
+    drop(small);
+    let mut large = store.create(1, "large.data").unwrap();
+    let part = vec![7u8; 1 << 20];
+    for _ in 0..20 {
+        std::io::Write::write_all(&mut large, &part).unwrap(); // two 8 MiB parts go out
+    }
+    drop(large);
+    assert_eq!(store.list(1).unwrap(), Vec::<String>::new());
+    let mut done = store.create(1, "done.data").unwrap();
+    std::io::Write::write_all(&mut done, &part).unwrap();
+    assert_eq!(done.commit().unwrap(), format!("{url}/chk-1/done.data"));
+    assert_eq!(store.list(1).unwrap(), vec!["done.data".to_string()]);
+}
+
 /// The server dies in the middle of an upload: the checkpoint fails with an error
 /// naming the object, and the previous checkpoint is still restorable.
 #[test]

@@ -177,13 +177,7 @@ impl CheckpointStorage for FileStorage {
 impl FileStorage {
     /// `<root>/shared/<name>`, refusing names that would leave the shared directory.
     fn shared_path(&self, name: &str) -> Result<PathBuf> {
-        if name.is_empty()
-            || name
-                .split('/')
-                .any(|p| p.is_empty() || p == "." || p == "..")
-        {
-            return Err(Error::invalid(format!("bad shared object name '{name}'")));
-        }
+        super::check_shared_name(name)?;
         Ok(self.root.join(SHARED_DIR).join(name))
     }
 }

@@ -59,6 +59,19 @@ fn no_remote_support(url: &str) -> Error {
     ))
 }
 
+/// Checks the name of a shared object (`<dir>/<file>`): no empty, `.` or `..`
+/// segments, so it cannot leave the shared directory.
+pub(crate) fn check_shared_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(Error::invalid(format!("bad shared object name '{name}'")));
+    }
+    Ok(())
+}
+
 /// The location of object `name` beside the object at `location` (same directory).
 pub fn sibling(location: &str, name: &str) -> String {
     match location.rsplit_once('/') {

@@ -78,9 +78,9 @@ enum Store {
 
 /// The operator for a store, rooted at its top. Operators are cached per store and
 /// options: each holds an HTTP client with its connection pool and TLS set-up.
-fn operator(store: &Store, options: &RemoteOptions) -> Result<blocking::Operator> {
+fn operator(store: &Store, options: &RemoteOptions) -> Result<opendal::Operator> {
     let options = options.with_environment();
-    type Cache = Mutex<HashMap<(Store, String), blocking::Operator>>;
+    type Cache = Mutex<HashMap<(Store, String), opendal::Operator>>;
     static OPERATORS: OnceLock<Cache> = OnceLock::new();
     let key = (
         store.clone(),
@@ -98,7 +98,7 @@ fn operator(store: &Store, options: &RemoteOptions) -> Result<blocking::Operator
     Ok(op)
 }
 
-fn build_operator(store: &Store, options: &RemoteOptions) -> Result<blocking::Operator> {
+fn build_operator(store: &Store, options: &RemoteOptions) -> Result<opendal::Operator> {
     // The HTTP client (reqwest with rustls) that every HTTP service uses.
     static HTTP: std::sync::Once = std::sync::Once::new();
     HTTP.call_once(opendal::install_default);
@@ -128,11 +128,16 @@ fn build_operator(store: &Store, options: &RemoteOptions) -> Result<blocking::Op
                 .map_err(bad)?
         }
     };
-    let op = op
+    Ok(op
         .layer(RetryLayer::new().with_max_times(3))
-        .layer(TimeoutLayer::new());
+        .layer(TimeoutLayer::new()))
+}
+
+/// The blocking face of an operator: each call waits on the calling thread.
+fn blocking(op: opendal::Operator) -> Result<blocking::Operator> {
     let _guard = runtime()?.enter();
-    blocking::Operator::new(op).map_err(bad)
+    blocking::Operator::new(op)
+        .map_err(|e| Error::invalid(format!("cannot use remote storage: {e}")))
 }
 
 /// An OpenDAL error on `location`, as an I/O error naming it.
@@ -150,6 +155,8 @@ fn io_error(location: &str, e: opendal::Error) -> Error {
 #[derive(Debug)]
 pub struct RemoteStorage {
     op: blocking::Operator,
+    /// Uploads use the asynchronous API, which can abort a multipart upload.
+    async_op: opendal::Operator,
     /// The URL's directory in the store: empty or ending in `/`.
     base: String,
     /// The URL without a trailing `/`: locations are `<url>/chk-<id>/<name>`.
@@ -159,8 +166,10 @@ pub struct RemoteStorage {
 impl RemoteStorage {
     pub fn open(url: &CheckpointUrl, options: &RemoteOptions) -> Result<Self> {
         let (store, dir) = split_url(url)?;
+        let async_op = operator(&store, options)?;
         Ok(RemoteStorage {
-            op: operator(&store, options)?,
+            op: blocking(async_op.clone())?,
+            async_op,
             base: if dir.is_empty() {
                 dir
             } else {
@@ -186,18 +195,17 @@ impl RemoteStorage {
 
     fn writer(&self, relative: String) -> Result<Box<dyn CheckpointWriter>> {
         let location = self.location_of(&relative);
-        let writer = self
-            .op
-            .writer_options(
+        let writer = runtime()?
+            .block_on(self.async_op.writer_options(
                 &self.store_path(&relative),
                 WriteOptions {
                     chunk: Some(PART_LEN),
                     ..Default::default()
                 },
-            )
+            ))
             .map_err(|e| io_error(&location, e))?;
         Ok(Box::new(RemoteWriter {
-            writer,
+            writer: Some(writer),
             buffer: Vec::with_capacity(PART_LEN),
             location,
         }))
@@ -233,15 +241,9 @@ impl RemoteStorage {
     }
 }
 
-/// `<dir>/<file>` names of shared objects, checked like the file storage's.
+/// The path of shared object `name` (`<dir>/<file>`) under the URL's directory.
 fn shared_path(name: &str) -> Result<String> {
-    if name.is_empty()
-        || name
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..")
-    {
-        return Err(Error::invalid(format!("bad shared object name '{name}'")));
-    }
+    super::check_shared_name(name)?;
     Ok(format!("{}/{name}", super::file::SHARED_DIR))
 }
 
@@ -319,9 +321,11 @@ impl CheckpointStorage for RemoteStorage {
 }
 
 /// An object being uploaded: buffered into parts, visible when closed. Dropped
-/// unclosed, nothing appears (an unfinished multipart upload is invisible).
+/// unclosed, nothing appears, and a multipart upload already begun is aborted so
+/// its parts do not linger in the bucket.
 struct RemoteWriter {
-    writer: blocking::Writer,
+    /// None once closed.
+    writer: Option<opendal::Writer>,
     buffer: Vec<u8>,
     location: String,
 }
@@ -332,9 +336,23 @@ impl RemoteWriter {
             return Ok(());
         }
         let part = std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_LEN));
-        self.writer
-            .write(part)
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("upload already finished"))?;
+        runtime()
+            .map_err(io::Error::other)?
+            .block_on(writer.write(part))
             .map_err(|e| io::Error::other(format!("upload to {}: {e}", self.location)))
+    }
+}
+
+impl Drop for RemoteWriter {
+    fn drop(&mut self) {
+        if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), runtime()) {
+            // Best effort: a failed checkpoint's error is already on its way.
+            let _ = runtime.block_on(writer.abort());
+        }
     }
 }
 
@@ -357,10 +375,12 @@ impl CheckpointWriter for RemoteWriter {
     fn commit(mut self: Box<Self>) -> Result<String> {
         self.send_buffer()
             .map_err(|e| Error::io(&self.location, e))?;
-        self.writer
-            .close()
-            .map_err(|e| io_error(&self.location, e))?;
-        Ok(self.location)
+        let mut writer = self.writer.take().expect("not yet closed");
+        if let Err(e) = runtime()?.block_on(writer.close()) {
+            self.writer = Some(writer); // Dropping self aborts the upload.
+            return Err(io_error(&self.location, e));
+        }
+        Ok(std::mem::take(&mut self.location))
     }
 }
 
@@ -386,7 +406,7 @@ impl RemoteSource {
                 "{location} does not name an object"
             )));
         }
-        let op = operator(&store, options)?;
+        let op = blocking(operator(&store, options)?)?;
         let len = op
             .stat(&path)
             .map_err(|e| io_error(&location, e))?
