@@ -38,7 +38,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # The remote-storage tests run a real S3-compatible server: moto, from PyPI, in a
 # virtual environment of its own under the target directory.
 export STATEBACKEND_PYTHON="$CARGO_TARGET_DIR/moto-venv/bin/python"
-if ! "$STATEBACKEND_PYTHON" -c 'import moto, boto3, flask' 2>/dev/null; then
+if [ "${STATEBACKEND_NEED_S3:-0}" = 1 ] && ! "$STATEBACKEND_PYTHON" -c 'import moto, boto3, flask' 2>/dev/null; then
   echo "==> installing moto (S3 test server) into $CARGO_TARGET_DIR/moto-venv"
   if ! python3 -m venv "$CARGO_TARGET_DIR/moto-venv" 2>/dev/null; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
