@@ -1,5 +1,6 @@
-//! Checkpoints in an object store (`s3://`, `hdfs://`) through Apache OpenDAL's
-//! blocking API.
+//! Checkpoints in an object store (`s3://`, `hdfs://`) through Apache OpenDAL:
+//! its blocking API for reads, lists and deletes; uploads wait on its asynchronous
+//! writer, which can abort a multipart upload that is not committed.
 //!
 //! Layout as in [`super::file`]: `<root>/chk-<id>/<name>` and `<root>/shared/<name>`.
 //! An object store has no rename, but a PUT (or a completed multipart upload) is
