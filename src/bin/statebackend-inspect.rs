@@ -21,7 +21,7 @@ use statebackend::checkpoint_storage::source::FileSource;
 use statebackend::checkpoint_storage::{self, CheckpointStorage};
 use statebackend::snapshot::manifest::KeyedData;
 use statebackend::snapshot::reader::{self, OpenSnapshot};
-use statebackend::snapshot::{complete_checkpoint, MANIFEST_SUFFIX};
+use statebackend::snapshot::{complete_checkpoint, manifest_names, MANIFEST_SUFFIX};
 use statebackend::{
     CheckpointUrl, Config, EntryValue, KeyGroupRange, RemoteOptions, SnapshotHandle, StateBackend,
 };
@@ -258,19 +258,15 @@ fn handles(at: &Location) -> Result<Vec<SnapshotHandle>, Failure> {
 
 /// The manifests of checkpoint `id`.
 fn manifests_of(storage: &dyn CheckpointStorage, id: u64) -> Result<Vec<SnapshotHandle>, Failure> {
-    storage
-        .list(id)?
+    manifest_names(storage, id)?
         .into_iter()
-        .filter(|n| n.ends_with(MANIFEST_SUFFIX))
         .map(|n| Ok(SnapshotHandle::manifest(&storage.location(id, &n))?))
         .collect()
 }
 
 /// The path or URL of a manifest handle; `fallback` for other handles.
 fn name_of(handle: &SnapshotHandle, fallback: &str) -> String {
-    handle
-        .manifest_location()
-        .unwrap_or_else(|| fallback.to_string())
+    handle.manifest_location().unwrap_or(fallback).to_string()
 }
 
 fn kind_of(snapshot: &OpenSnapshot) -> &'static str {
@@ -300,13 +296,8 @@ fn list(url: &str, as_json: bool) -> Outcome {
         let mut newest = None;
         let mut max_parallelism = None;
         let mut problems = Vec::new();
-        let names: Vec<String> = storage
-            .list(id)?
-            .into_iter()
-            .filter(|n| n.ends_with(MANIFEST_SUFFIX))
-            .collect();
         let mut manifests = Vec::new();
-        for name in &names {
+        for name in &manifest_names(storage.as_ref(), id)? {
             let location = storage.location(id, name);
             match SnapshotHandle::manifest(&location).and_then(|h| reader::open(&h)) {
                 Ok(s) => {

@@ -106,11 +106,12 @@ impl SnapshotHandle {
         })
     }
 
-    /// The path or URL of a manifest handle.
-    pub fn manifest_location(&self) -> Option<String> {
+    /// The path or URL of a manifest handle. (Manifest paths come from UTF-8
+    /// locations, so a local one is None only if built from a non-UTF-8 path.)
+    pub fn manifest_location(&self) -> Option<&str> {
         match self {
-            SnapshotHandle::Manifest(path) => Some(path.display().to_string()),
-            SnapshotHandle::RemoteManifest { url, .. } => Some(url.clone()),
+            SnapshotHandle::Manifest(path) => path.to_str(),
+            SnapshotHandle::RemoteManifest { url, .. } => Some(url),
             SnapshotHandle::Inline(_)
             | SnapshotHandle::Stream(_)
             | SnapshotHandle::Files { .. } => None,
@@ -258,12 +259,10 @@ pub fn complete_checkpoint(
     wanted: Option<KeyGroupRange>,
 ) -> Result<Option<Vec<String>>> {
     let mut manifests = Vec::new();
-    for name in storage.list(id)? {
-        if name.ends_with(MANIFEST_SUFFIX) {
-            let bytes = storage.read(id, &name)?;
-            let (m, _) = Manifest::decode(&bytes, &storage.location(id, &name))?;
-            manifests.push((m.key_group_range, m.max_parallelism, name));
-        }
+    for name in manifest_names(storage, id)? {
+        let bytes = storage.read(id, &name)?;
+        let (m, _) = Manifest::decode(&bytes, &storage.location(id, &name))?;
+        manifests.push((m.key_group_range, m.max_parallelism, name));
     }
     let Some(&(_, max_parallelism, _)) = manifests.first() else {
         return Ok(None);
@@ -300,6 +299,15 @@ pub fn complete_checkpoint(
         chosen.push(name);
     }
     Ok((next > wanted.end()).then_some(chosen))
+}
+
+/// The names of the manifests (one per instance that finished it) of checkpoint `id`.
+pub fn manifest_names(storage: &dyn CheckpointStorage, id: u64) -> Result<Vec<String>> {
+    Ok(storage
+        .list(id)?
+        .into_iter()
+        .filter(|n| n.ends_with(MANIFEST_SUFFIX))
+        .collect())
 }
 
 /// File name suffix of manifests.

@@ -86,6 +86,8 @@ pub trait KeyedStore: Send {
         encoded: &[u8],
     ) -> Result<()>;
     /// Replaces the list with already-encoded elements (non-empty).
+    /// Replaces a list with its encoded form. The key-value stores keep that form
+    /// as the entry's value; the heap store overrides this.
     fn list_replace(
         &mut self,
         s: StateId,
@@ -93,7 +95,9 @@ pub trait KeyedStore: Send {
         key: &[u8],
         ns: &[u8],
         encoded: &[u8],
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.value_put(s, kg, key, ns, encoded)
+    }
 
     #[allow(clippy::too_many_arguments)]
     fn map_get(

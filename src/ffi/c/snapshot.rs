@@ -6,7 +6,6 @@ use super::backend::with_backend;
 use super::*;
 use crate::ffi::handles::{HandleKind, HandleTable};
 use crate::{CompletedSnapshot, PendingSnapshot, SnapshotHandle};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 /// A snapshot between its two phases: it owns a consistent view of the backend's
@@ -41,13 +40,7 @@ fn completed(snapshot: sb_snapshot) -> Result<std::sync::Arc<CompletedSnapshot>,
 
 /// The path or URL of a manifest snapshot, borrowed from the handle.
 fn manifest_path(snapshot: &CompletedSnapshot) -> Option<&[u8]> {
-    match &snapshot.handle {
-        SnapshotHandle::Manifest(path) => Some(path.as_os_str().as_bytes()),
-        SnapshotHandle::RemoteManifest { url, .. } => Some(url.as_bytes()),
-        SnapshotHandle::Inline(_) | SnapshotHandle::Stream(_) | SnapshotHandle::Files { .. } => {
-            None
-        }
-    }
+    snapshot.handle.manifest_location().map(str::as_bytes)
 }
 
 /// The synchronous snapshot phase for checkpoint `checkpoint_id`: captures a

@@ -769,17 +769,6 @@ impl KeyedStore for CachedRocksStore {
         })
     }
 
-    fn list_replace(
-        &mut self,
-        s: StateId,
-        kg: u32,
-        key: &[u8],
-        ns: &[u8],
-        encoded: &[u8],
-    ) -> Result<()> {
-        self.value_put(s, kg, key, ns, encoded)
-    }
-
     fn map_get(
         &self,
         s: StateId,
