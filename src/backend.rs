@@ -619,7 +619,35 @@ impl StateBackend {
         Ok(EntriesIter::new(
             self.store.view()?,
             self.config.key_group_range,
+            None,
         ))
+    }
+
+    /// Migrates state `s`: every entry is handed to `migrate` (in batches, in place)
+    /// and written back with the bytes it returns, as Flink's backends do when a
+    /// restored state's new serializer is compatible only after migration. Lists come
+    /// in the list encoding of [`crate::codec`]; with `user_keys_change`, a map's user
+    /// keys may change too (each map is rewritten whole). Reads a point-in-time view.
+    ///
+    /// If `migrate` fails, the state is left partly migrated: discard this backend
+    /// (the snapshot it was restored from is untouched) rather than use it.
+    pub fn migrate_state(
+        &mut self,
+        s: StateId,
+        user_keys_change: bool,
+        migrate: &mut crate::migration::MigrateFn<'_>,
+    ) -> Result<crate::migration::MigrationStats> {
+        let kind = self.registry.get(s)?.kind;
+        let entries =
+            crate::migration::entries_of(self.store.as_ref(), self.config.key_group_range, s)?;
+        crate::migration::migrate(
+            self.store.as_mut(),
+            s,
+            kind,
+            entries,
+            user_keys_change,
+            migrate,
+        )
     }
 
     /// Number of (key, namespace) entries over all states.

@@ -205,13 +205,20 @@ impl Iterator for KeysIter {
 /// Every entry of a backend; see [`crate::StateBackend::entries`].
 pub struct EntriesIter {
     walk: KeyGroupWalk,
+    only: Option<StateId>,
     buf: VecDeque<Entry>,
 }
 
 impl EntriesIter {
-    pub(crate) fn new(view: Box<dyn StoreView>, range: KeyGroupRange) -> Self {
+    /// Entries of every state, or with `only` set, of that state alone.
+    pub(crate) fn new(
+        view: Box<dyn StoreView>,
+        range: KeyGroupRange,
+        only: Option<StateId>,
+    ) -> Self {
         EntriesIter {
             walk: KeyGroupWalk::new(view, range),
+            only,
             buf: VecDeque::new(),
         }
     }
@@ -224,25 +231,28 @@ impl Iterator for EntriesIter {
         while self.buf.is_empty() {
             let kg = self.walk.advance()?;
             let buf = &mut self.buf;
-            let r = self.walk.view.for_each_in_key_group(kg, None, &mut |e| {
-                buf.push_back(Entry {
-                    key_group: kg,
-                    state: e.state,
-                    key: e.key.to_vec(),
-                    namespace: e.namespace.to_vec(),
-                    value: match e.data {
-                        EntryData::Value(v) => EntryValue::Value(v.to_vec()),
-                        EntryData::List(l) => {
-                            EntryValue::List(ListElements::new(l).map(<[u8]>::to_vec).collect())
-                        }
-                        EntryData::MapEntry { user_key, value } => EntryValue::MapEntry {
-                            user_key: user_key.to_vec(),
-                            value: value.to_vec(),
+            let r = self
+                .walk
+                .view
+                .for_each_in_key_group(kg, self.only, &mut |e| {
+                    buf.push_back(Entry {
+                        key_group: kg,
+                        state: e.state,
+                        key: e.key.to_vec(),
+                        namespace: e.namespace.to_vec(),
+                        value: match e.data {
+                            EntryData::Value(v) => EntryValue::Value(v.to_vec()),
+                            EntryData::List(l) => {
+                                EntryValue::List(ListElements::new(l).map(<[u8]>::to_vec).collect())
+                            }
+                            EntryData::MapEntry { user_key, value } => EntryValue::MapEntry {
+                                user_key: user_key.to_vec(),
+                                value: value.to_vec(),
+                            },
                         },
-                    },
+                    });
+                    Ok(())
                 });
-                Ok(())
-            });
             if let Err(e) = r {
                 self.walk.next_kg = None;
                 return Some(Err(e));

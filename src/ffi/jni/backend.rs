@@ -1,19 +1,21 @@
 //! Backends: open (with restore), close, states, and the direct buffers Java
 //! registers for the state accesses.
 
-use super::args::{direct, key_group, kind_of, state_id, string_array};
+use super::args::{direct, key_group, kind_of, long_array, put_field, state_id, string_array};
 use super::streams::restore_handle;
 use super::{run, unusable, Failure, Res};
 use crate::backend::StateBackend;
 use crate::config::{BackendKind, Config};
+use crate::error::Error;
 use crate::ffi::handles::{HandleKind, LockedTable};
 use crate::iter::SortedMap;
 use crate::keygroup::KeyGroupRange;
+use crate::migration::MigrationEntry;
 use crate::snapshot::SnapshotHandle;
-use ::jni::objects::{JByteArray, JByteBuffer, JClass, JObjectArray, JString};
+use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JObjectArray, JString};
 use ::jni::refs::Global;
 use ::jni::sys::{jboolean, jint, jlong};
-use ::jni::EnvUnowned;
+use ::jni::{jni_sig, jni_str, EnvUnowned, JValue};
 
 /// One backend, scratch space reused by reads, and the buffers Java registered.
 pub(super) struct BackendCell {
@@ -303,6 +305,82 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_restoredState<
             None => Ok(JByteArray::default()),
         }
     })
+}
+
+/// `long[] migrateState(long, int state, boolean userKeysChange, Migrator migrator)`:
+/// rewrites every entry of the state through `migrator.migrate(byte[]) -> byte[]`
+/// (see `StateBackend::migrate_state`), a batch per call: in and out, each entry
+/// `u32be(len) ‖ user key ‖ u32be(len) ‖ value`, as many out as in. Returns
+/// `[entries, bytes read, bytes written]`. An exception the migrator throws is the one
+/// Java sees.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_migrateState<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    state: jint,
+    user_keys_change: jboolean,
+    migrator: JObject<'l>,
+) -> JLongArray<'l> {
+    run(&mut env, |env| {
+        let s = state_id(state)?;
+        let mut call = |batch: &mut [MigrationEntry]| -> crate::Result<()> {
+            let mut encoded = Vec::new();
+            for e in batch.iter() {
+                put_field(&mut encoded, &e.user_key);
+                put_field(&mut encoded, &e.value);
+            }
+            let result = env
+                .with_local_frame(4, |env| -> ::jni::errors::Result<Vec<u8>> {
+                    let input = env.byte_array_from_slice(&encoded)?;
+                    let output = env
+                        .call_method(
+                            &migrator,
+                            jni_str!("migrate"),
+                            jni_sig!("([B)[B"),
+                            &[JValue::Object(&input)],
+                        )?
+                        .l()?;
+                    let output = env.cast_local::<JByteArray>(output)?;
+                    env.convert_byte_array(&output)
+                })
+                .map_err(|e| Error::invalid(format!("the state migration failed: {e}")))?;
+            decode_migrated(&result, batch)
+        };
+        let stats = with_backend(handle, |c| {
+            Ok(c.backend.migrate_state(s, user_keys_change, &mut call)?)
+        })?;
+        long_array(
+            env,
+            &[
+                stats.entries as jlong,
+                stats.bytes_read as jlong,
+                stats.bytes_written as jlong,
+            ],
+        )
+    })
+}
+
+/// Reads the migrator's answer into `batch`: one `u32be(len) ‖ user key ‖ u32be(len)
+/// ‖ value` per entry, nothing more.
+fn decode_migrated(mut bytes: &[u8], batch: &mut [MigrationEntry]) -> crate::Result<()> {
+    let malformed = || Error::invalid("the state migrator returned a malformed batch");
+    let field = |bytes: &mut &[u8]| -> crate::Result<Vec<u8>> {
+        let len = bytes.get(..4).ok_or_else(malformed)?;
+        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+        let value = bytes.get(4..4 + len).ok_or_else(malformed)?.to_vec();
+        *bytes = &bytes[4 + len..];
+        Ok(value)
+    };
+    for e in batch.iter_mut() {
+        e.user_key = field(&mut bytes)?;
+        e.value = field(&mut bytes)?;
+    }
+    if bytes.is_empty() {
+        Ok(())
+    } else {
+        Err(malformed())
+    }
 }
 
 /// Number of (key, namespace) entries over all states.

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.runtime.execution.Environment;
 import org.apache.flink.runtime.state.BackendBuildingException;
@@ -155,6 +156,18 @@ public final class NativeBackends {
                     kind.label
                             + " cannot restore a canonical savepoint and native snapshots at once");
         }
+        TypeSerializer<K> keySerializer = parameters.getKeySerializer();
+        if (!sources.isEmpty()) {
+            try {
+                keySerializer =
+                        NativeKeyedStateBackend.restoredKeySerializer(
+                                id, env.getUserCodeClassLoader().asClassLoader(), keySerializer);
+            } catch (IOException | StateMigrationException | RuntimeException e) {
+                NativeBridge.close(id);
+                throw new BackendBuildingException(
+                        kind.label + " cannot restore " + range + ": " + e.getMessage(), e);
+            }
+        }
         NativeKeyedStateBackend<K> backend =
                 new NativeKeyedStateBackend<>(
                         new NativeHandle(id),
@@ -165,7 +178,7 @@ public final class NativeBackends {
                                 + ", key groups "
                                 + range,
                         parameters.getKvStateRegistry(),
-                        parameters.getKeySerializer(),
+                        keySerializer,
                         env.getUserCodeClassLoader().asClassLoader(),
                         env.getExecutionConfig(),
                         parameters.getTtlTimeProvider(),
@@ -177,15 +190,6 @@ public final class NativeBackends {
                         new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
                         new HeapPriorityQueueSetFactory(
                                 range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
-        if (!sources.isEmpty()) {
-            try {
-                backend.checkRestoredKeySerializer();
-            } catch (IOException | StateMigrationException | RuntimeException e) {
-                backend.dispose();
-                throw new BackendBuildingException(
-                        kind.label + " cannot restore " + range + ": " + e.getMessage(), e);
-            }
-        }
         if (!canonical.isEmpty()) {
             try {
                 backend.restoreCanonical(canonical);

@@ -179,6 +179,24 @@ final class NativeBridge {
 
     static native void keysClose(long iterator);
 
+    /** Maps a batch of a state's entries to their new bytes (see {@link #migrateState}). */
+    interface Migrator {
+        /**
+         * In and out, each entry {@code int-length-prefixed user key (maps; else empty) and value}
+         * (lists in the native list encoding, {@code varint(len) ‖ element} each; map values as
+         * stored); as many entries out as in, in the same order.
+         */
+        byte[] migrate(byte[] entries) throws Exception;
+    }
+
+    /**
+     * Rewrites every entry of a state through {@code migrator} (Flink's state migration). With
+     * {@code userKeysChange} a map's user keys may change too. Returns {@code [entries, bytes read,
+     * bytes written]}; an exception the migrator throws propagates.
+     */
+    static native long[] migrateState(
+            long handle, int state, boolean userKeysChange, Migrator migrator);
+
     /** The names of the states the backend knows, in state-id order. */
     static native String[] stateNames(long handle);
 

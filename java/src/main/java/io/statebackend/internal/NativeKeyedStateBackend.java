@@ -212,17 +212,29 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                     throw new IllegalStateException(
                             "state '" + name + "' was restored with another kind than " + type);
                 }
-                TypeSerializer<?>[] resolved =
+                byte[] restoredMetadata = Arrays.copyOfRange(restored, 1, restored.length);
+                StateMetadata.Resolution resolved =
                         StateMetadata.checkCompatible(
                                 name,
-                                Arrays.copyOfRange(restored, 1, restored.length),
+                                restoredMetadata,
                                 type,
                                 userCodeClassLoader,
                                 keySerializer,
                                 namespaceSerializer,
                                 valueSerializer);
-                namespaceSerializer = (TypeSerializer<N>) resolved[1];
-                valueSerializer = (TypeSerializer<SV>) resolved[2];
+                namespaceSerializer = (TypeSerializer<N>) resolved.namespaceSerializer;
+                valueSerializer = (TypeSerializer<SV>) resolved.valueSerializer;
+                if (resolved.migrateFrom != null) {
+                    // The state keeps its restored metadata until its entries are rewritten.
+                    StateMigration.run(
+                            handle,
+                            NativeBridge.registerState(handle.id(), name, kind, restoredMetadata),
+                            name,
+                            type,
+                            resolved.migrateFrom,
+                            valueSerializer,
+                            resolved.userKeysChange);
+                }
             }
         }
         byte[] metadata =
@@ -456,20 +468,28 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     }
 
     /**
-     * Checks the key serializer against every restored state's, as Flink's backends do when they
-     * restore; a key serializer that cannot read the restored keys as they are fails the restore.
+     * The key serializer a backend restored into native backend {@code id} uses: {@code
+     * keySerializer}, or the reconfigured serializer Flink's compatibility check gives for the key
+     * serializer the restored states were written with. A key serializer that could read the
+     * restored keys only after migration, or not at all, fails the restore with a {@link
+     * StateMigrationException}, as in Flink's backends: keys are not migrated.
      */
-    void checkRestoredKeySerializer() throws IOException, StateMigrationException {
-        for (String name : NativeBridge.stateNames(handle.id())) {
-            byte[] restored = NativeBridge.restoredState(handle.id(), name);
+    static <K> TypeSerializer<K> restoredKeySerializer(
+            long id, ClassLoader classLoader, TypeSerializer<K> keySerializer)
+            throws IOException, StateMigrationException {
+        TypeSerializer<K> resolved = keySerializer;
+        for (String name : NativeBridge.stateNames(id)) {
+            byte[] restored = NativeBridge.restoredState(id, name);
             if (restored != null) {
-                StateMetadata.checkKeySerializer(
-                        name,
-                        Arrays.copyOfRange(restored, 1, restored.length),
-                        userCodeClassLoader,
-                        keySerializer);
+                resolved =
+                        StateMetadata.resolveKeySerializer(
+                                name,
+                                Arrays.copyOfRange(restored, 1, restored.length),
+                                classLoader,
+                                keySerializer);
             }
         }
+        return resolved;
     }
 
     /**

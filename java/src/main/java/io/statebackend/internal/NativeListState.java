@@ -1,5 +1,6 @@
 package io.statebackend.internal;
 
+import java.io.DataInput;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -176,7 +177,7 @@ final class NativeListState<K, N, V> extends AbstractNativeState<K, N, List<V>>
         out.writeByte(v);
     }
 
-    static int readVarint(DirectInputView in) throws IOException {
+    static int readVarint(DataInput in) throws IOException {
         int value = 0;
         for (int shift = 0; shift < 35; shift += 7) {
             int b = in.readUnsignedByte();

@@ -5,6 +5,7 @@ import org.apache.flink.api.common.state.StateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSchemaCompatibility;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.base.MapSerializer;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.util.StateMigrationException;
@@ -87,13 +88,42 @@ final class StateMetadata {
     }
 
     /**
-     * Checks a restored state against its new registration: same state type, and serializers that
-     * can read the old bytes as they are or once reconfigured (Flink's {@code
-     * COMPATIBLE_WITH_RECONFIGURED_SERIALIZER}, e.g. Kryo registrations in another order). Returns
-     * the serializers to use: {@code [key, namespace, value]}, reconfigured where needed. The key
-     * serializer must be compatible as it is (the backend has one for all states).
+     * How a restored state is used with its new registration: the serializers to use (the namespace
+     * and value serializers reconfigured where Flink's compatibility check says so), and the
+     * serializer the values were written with when they must be migrated first.
      */
-    static TypeSerializer<?>[] checkCompatible(
+    static final class Resolution {
+        final TypeSerializer<?> namespaceSerializer;
+        final TypeSerializer<?> valueSerializer;
+
+        /** The serializer the restored values were written with, or null: no migration. */
+        final TypeSerializer<?> migrateFrom;
+
+        /** For a map to migrate: whether its user keys change too. */
+        final boolean userKeysChange;
+
+        Resolution(
+                TypeSerializer<?> namespaceSerializer,
+                TypeSerializer<?> valueSerializer,
+                TypeSerializer<?> migrateFrom,
+                boolean userKeysChange) {
+            this.namespaceSerializer = namespaceSerializer;
+            this.valueSerializer = valueSerializer;
+            this.migrateFrom = migrateFrom;
+            this.userKeysChange = userKeysChange;
+        }
+    }
+
+    /**
+     * Checks a restored state against its new registration, with Flink's rules: the same state
+     * type; a key serializer compatible as it is (the backend resolved it once for all states when
+     * it was restored); a namespace serializer compatible as it is or once reconfigured; a value
+     * serializer compatible as it is, once reconfigured (e.g. Kryo registrations in another order),
+     * or after migration (a POJO that gained a field: the values are rewritten, see {@link
+     * StateMigration}). Anything else is a {@link StateMigrationException} naming the state and the
+     * serializers.
+     */
+    static Resolution checkCompatible(
             String name,
             byte[] metadata,
             StateDescriptor.Type type,
@@ -118,26 +148,74 @@ final class StateMetadata {
                             + " state and is now registered as "
                             + type);
         }
-        String[] roles = {"key", "namespace", "value"};
-        TypeSerializer<?>[] serializers = {keySerializer, namespaceSerializer, valueSerializer};
-        for (int i = 0; i < roles.length; i++) {
-            TypeSerializerSnapshot<?> old =
-                    TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader);
-            TypeSerializerSchemaCompatibility<?> compatibility = resolve(serializers[i], old);
-            if (compatibility.isCompatibleWithReconfiguredSerializer() && i > 0) {
-                serializers[i] = compatibility.getReconfiguredSerializer();
-            } else if (!compatibility.isCompatibleAsIs()) {
-                throw new StateMigrationException(
-                        "state '"
-                                + name
-                                + "': the new "
-                                + roles[i]
-                                + " serializer is not compatible as-is with the restored one ("
-                                + compatibility
-                                + "); the native backend does not migrate state yet");
-            }
+        TypeSerializerSnapshot<?> oldKey =
+                TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader);
+        TypeSerializerSnapshot<?> oldNamespace =
+                TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader);
+        TypeSerializerSnapshot<?> oldValue =
+                TypeSerializerSnapshot.readVersionedSnapshot(in, classLoader);
+
+        TypeSerializerSchemaCompatibility<?> key = resolve(keySerializer, oldKey);
+        if (!key.isCompatibleAsIs()) {
+            throw incompatible(name, "key", keySerializer, oldKey, key, "");
         }
-        return serializers;
+        TypeSerializerSchemaCompatibility<?> namespace = resolve(namespaceSerializer, oldNamespace);
+        if (namespace.isCompatibleWithReconfiguredSerializer()) {
+            namespaceSerializer = namespace.getReconfiguredSerializer();
+        } else if (!namespace.isCompatibleAsIs()) {
+            throw incompatible(
+                    name,
+                    "namespace",
+                    namespaceSerializer,
+                    oldNamespace,
+                    namespace,
+                    "; namespaces are not migrated, their serializer must be compatible as it is"
+                            + " or after reconfiguration");
+        }
+        TypeSerializerSchemaCompatibility<?> value = resolve(valueSerializer, oldValue);
+        if (value.isCompatibleAsIs()) {
+            return new Resolution(namespaceSerializer, valueSerializer, null, false);
+        }
+        if (value.isCompatibleWithReconfiguredSerializer()) {
+            return new Resolution(
+                    namespaceSerializer, value.getReconfiguredSerializer(), null, false);
+        }
+        if (value.isCompatibleAfterMigration()) {
+            TypeSerializer<?> previous = oldValue.restoreSerializer();
+            boolean userKeysChange =
+                    type == StateDescriptor.Type.MAP
+                            && !resolve(
+                                            ((MapSerializer<?, ?>) valueSerializer)
+                                                    .getKeySerializer(),
+                                            ((MapSerializer<?, ?>) previous)
+                                                    .getKeySerializer()
+                                                    .snapshotConfiguration())
+                                    .isCompatibleAsIs();
+            return new Resolution(namespaceSerializer, valueSerializer, previous, userKeysChange);
+        }
+        throw incompatible(name, "value", valueSerializer, oldValue, value, "");
+    }
+
+    private static StateMigrationException incompatible(
+            String name,
+            String role,
+            TypeSerializer<?> serializer,
+            TypeSerializerSnapshot<?> old,
+            TypeSerializerSchemaCompatibility<?> compatibility,
+            String why) {
+        return new StateMigrationException(
+                "state '"
+                        + name
+                        + "': the new "
+                        + role
+                        + " serializer "
+                        + serializer
+                        + " is "
+                        + compatibility
+                        + " with the restored one (snapshot "
+                        + old.getClass().getName()
+                        + ")"
+                        + why);
     }
 
     /** The serializer snapshots of a state's metadata: key, namespace, value. */
@@ -158,25 +236,30 @@ final class StateMetadata {
     }
 
     /**
-     * Checks the key serializer a backend is restored with against the one a restored state was
-     * written with, as Flink's backends do when they restore: a key serializer that cannot read the
-     * old keys as they are fails the restore.
+     * The key serializer to use for a restored state written with the key serializer in its
+     * metadata: {@code keySerializer} if it reads the old keys as they are, the reconfigured one if
+     * Flink's check says so; else the restore fails, as in Flink's backends.
      */
-    static void checkKeySerializer(
-            String name, byte[] metadata, ClassLoader classLoader, TypeSerializer<?> keySerializer)
+    @SuppressWarnings("unchecked")
+    static <K> TypeSerializer<K> resolveKeySerializer(
+            String name, byte[] metadata, ClassLoader classLoader, TypeSerializer<K> keySerializer)
             throws IOException, StateMigrationException {
-        TypeSerializerSchemaCompatibility<?> compatibility =
-                resolve(keySerializer, snapshots(name, metadata, classLoader)[0]);
-        if (!compatibility.isCompatibleAsIs()) {
-            throw new StateMigrationException(
-                    "The new key serializer ("
-                            + keySerializer
-                            + ") must be compatible with the key serializer of restored state '"
-                            + name
-                            + "' ("
-                            + compatibility
-                            + ")");
+        TypeSerializerSnapshot<?> old = snapshots(name, metadata, classLoader)[0];
+        TypeSerializerSchemaCompatibility<K> compatibility = resolve(keySerializer, old);
+        if (compatibility.isCompatibleAsIs()) {
+            return keySerializer;
         }
+        if (compatibility.isCompatibleWithReconfiguredSerializer()) {
+            return compatibility.getReconfiguredSerializer();
+        }
+        throw new StateMigrationException(
+                "The new key serializer ("
+                        + keySerializer
+                        + ") must be compatible with the key serializer of restored state '"
+                        + name
+                        + "' as it is or after reconfiguration, but it is "
+                        + compatibility
+                        + ": keys are not migrated");
     }
 
     /** The namespace serializer a restored state was written with. */
