@@ -53,7 +53,8 @@ public final class NativeLibrary {
             throw new IllegalStateException("native library load re-entered");
         }
         String loader = loaderName();
-        String loadedBy = System.getProperty(LOADED_BY_PROPERTY);
+        // Claimed atomically: two class loaders loading at the same moment must not both pass.
+        Object loadedBy = System.getProperties().putIfAbsent(LOADED_BY_PROPERTY, loader);
         if (loadedBy != null && !loadedBy.equals(loader)) {
             failure = alreadyLoaded("class loader " + loadedBy, null);
             throw failure;
@@ -66,17 +67,22 @@ public final class NativeLibrary {
                             ? Paths.get(override).toAbsolutePath()
                             : extract();
             System.load(path.toString());
-            System.setProperty(LOADED_BY_PROPERTY, loader);
             state = State.LOADED;
         } catch (UnsatisfiedLinkError e) {
             failure = linkFailure(e);
-            state = State.NOT_LOADED;
+            release(loader);
             throw failure;
         } catch (IOException | RuntimeException e) {
             failure = new IllegalStateException("cannot load " + LIBRARY + ": " + e, e);
-            state = State.NOT_LOADED;
+            release(loader);
             throw failure;
         }
+    }
+
+    /** Gives up this class loader's claim after a failed load. */
+    private static void release(String loader) {
+        state = State.NOT_LOADED;
+        System.getProperties().remove(LOADED_BY_PROPERTY, loader);
     }
 
     private static RuntimeException linkFailure(UnsatisfiedLinkError e) {
@@ -95,7 +101,9 @@ public final class NativeLibrary {
                         + ". A native library can belong to one class loader only, and Flink"
                         + " gives every job (and every restart of a job) a new user-code class"
                         + " loader: put statebackend-flink.jar into Flink's lib/ directory"
-                        + " instead of the job jar, so that all jobs share one copy.",
+                        + " instead of the job jar (mark it provided in the job's build), so"
+                        + " that all jobs share one copy; or have Flink load it parent-first"
+                        + " (classloader.parent-first-patterns.additional: io.statebackend.).",
                 cause);
     }
 

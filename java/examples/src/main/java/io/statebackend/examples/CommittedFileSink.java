@@ -106,6 +106,9 @@ final class CommittedFileSink implements Sink<String>, SupportsCommitter<String>
             }
             current.write(element);
             current.newLine();
+            // Written through at once: a process killed between checkpoints (scripts/cluster-test
+            // kills a TaskManager) leaves in staging what it wrote and never committed.
+            current.flush();
         }
 
         @Override

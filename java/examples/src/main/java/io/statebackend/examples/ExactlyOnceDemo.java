@@ -275,6 +275,8 @@ public final class ExactlyOnceDemo {
         private static final long serialVersionUID = 1L;
 
         private final String work;
+        private final String checkpoints;
+        private final long failAt;
         private transient ValueState<Integer> count;
         private transient ListState<Long> numbers;
         private transient MapState<Integer, Integer> histogram;
@@ -284,7 +286,19 @@ public final class ExactlyOnceDemo {
         private transient boolean failureInjected;
 
         KeyStatistics(String work) {
+            this(work, Path.of(work, "checkpoints").toString(), FAIL_AT);
+        }
+
+        /**
+         * Marker files go to {@code work}; the restored checkpoint is looked up under {@code
+         * checkpoints} (the checkpoint directory, without the job id); the failure is injected at
+         * the first number from {@code failAt} on after a completed checkpoint ({@link
+         * Long#MAX_VALUE}: never).
+         */
+        KeyStatistics(String work, String checkpoints, long failAt) {
             this.work = work;
+            this.checkpoints = checkpoints;
+            this.failAt = failAt;
         }
 
         @Override
@@ -292,7 +306,7 @@ public final class ExactlyOnceDemo {
             if (context.getRestoredCheckpointId().isPresent()) {
                 long id = context.getRestoredCheckpointId().getAsLong();
                 String jobId = getRuntimeContext().getJobInfo().getJobId().toString();
-                long[] size = sizeOf(Path.of(work, "checkpoints", jobId, "chk-" + id));
+                long[] size = sizeOf(Path.of(checkpoints, jobId, "chk-" + id));
                 createOnce(
                         Path.of(work, RESTORE_MARKER),
                         "checkpoint " + id + " (" + size[0] + " files, " + size[1] + " bytes)");
@@ -326,7 +340,7 @@ public final class ExactlyOnceDemo {
 
         @Override
         public void processElement(Long n, Context ctx, Collector<String> out) throws Exception {
-            if (n >= FAIL_AT && lastCompletedCheckpoint > 0 && !failureInjected) {
+            if (n >= failAt && lastCompletedCheckpoint > 0 && !failureInjected) {
                 injectFailureOnce(n);
             }
             int c = count.value() == null ? 1 : count.value() + 1;
