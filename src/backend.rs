@@ -8,6 +8,7 @@ use crate::config::{BackendKind, Config};
 use crate::error::{Error, Result};
 use crate::iter::{EntriesIter, KeysIter, SortedMap};
 use crate::keygroup::KeyGroupRange;
+use crate::metrics::BackendMetrics;
 use crate::operator::{Distribution, OperatorStateStore};
 use crate::snapshot::manifest::{DbFiles, KeyedData, Manifest};
 use crate::snapshot::{
@@ -15,8 +16,8 @@ use crate::snapshot::{
 };
 use crate::state::{StateId, StateInfo, StateKind, StateRegistry};
 use crate::store::heap::HeapStore;
-use crate::store::rocks::cache::CachedRocksStore;
-use crate::store::rocks::options::RocksOptions;
+use crate::store::rocks::cache::{CacheSize, CachedRocksStore};
+use crate::store::rocks::options::{MetricOptions, RocksOptions};
 use crate::store::rocks::RocksStore;
 use crate::store::{KeyedStore, MapVisitor};
 use std::sync::{Arc, Mutex};
@@ -655,6 +656,39 @@ impl StateBackend {
         self.store.num_entries()
     }
 
+    /// A reading of this backend's metrics (see [`crate::metrics`]): per state,
+    /// estimates of its entries and bytes and the RocksDB properties enabled by
+    /// `state.backend.rocksdb.metrics.*`; the RocksDB statistics counters enabled
+    /// there; the write-back cache's counters. Cheap (no scan) and infallible: what
+    /// cannot be read is None.
+    pub fn metrics(&self) -> BackendMetrics {
+        let options = self.metric_options();
+        let properties = options.properties;
+        let states = (0..self.registry.all().len() as StateId)
+            .map(|s| self.store.state_metrics(s, &properties))
+            .collect();
+        BackendMetrics {
+            properties,
+            states,
+            statistics: self.store.statistics(&options.statistics),
+            statistic_names: options.statistics,
+            write_cache: self.store.write_cache_metrics(),
+        }
+    }
+
+    /// Which RocksDB properties and statistics counters [`StateBackend::metrics`]
+    /// reads, and how Flink groups the properties (`state.backend.rocksdb.metrics.*`);
+    /// none on the heap backends.
+    pub fn metric_options(&self) -> MetricOptions {
+        match self.config.backend {
+            // Checked when the backend opened.
+            BackendKind::RocksDb => RocksOptions::from_config(&self.config.rocksdb_options)
+                .map(|o| o.metrics)
+                .unwrap_or_default(),
+            _ => MetricOptions::default(),
+        }
+    }
+
     /// Compacts what state `s` keeps on disk, now: the RocksDB backend writes its
     /// cache back, flushes and compacts the state's column family (tombstones and
     /// list appends folded, as after a bulk load or a large clear); the heap
@@ -765,11 +799,18 @@ impl StateBackend {
 }
 
 /// The RocksDB store behind its write-back cache, unless the cache is configured away.
+/// With a shared memory budget, the cache's size is this backend's share of it.
 fn with_cache(config: &Config, rocks: RocksStore) -> Result<Box<dyn KeyedStore>> {
     let options = RocksOptions::from_config(&config.rocksdb_options)?;
-    Ok(match options.write_cache_size {
-        0 => Box::new(rocks),
-        size => Box::new(CachedRocksStore::new(
+    let size = match &config.memory {
+        Some(shared) => shared.join_write_cache().map(CacheSize::Shared),
+        None => {
+            (options.write_cache_size > 0).then_some(CacheSize::Fixed(options.write_cache_size))
+        }
+    };
+    Ok(match size {
+        None => Box::new(rocks),
+        Some(size) => Box::new(CachedRocksStore::new(
             rocks,
             size,
             options.write_cache_dirty_size,

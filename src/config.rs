@@ -32,6 +32,8 @@ pub mod keys {
     pub const ROCKSDB_LOCAL_DIR: &str = "state.backend.rocksdb.localdir";
     /// Prefix of RocksDB option overrides.
     pub const ROCKSDB_PREFIX: &str = "state.backend.rocksdb.";
+    /// Share of a shared RocksDB memory budget given to the write-back caches.
+    pub const WRITE_CACHE_RATIO: &str = "state.backend.rocksdb.memory.write-cache-ratio";
     /// Prefix of this library's own keys; an unknown key under it is an error.
     pub const NATIVE_PREFIX: &str = "state.backend.native.";
     /// Our local working directory (wins over `state.backend.rocksdb.localdir`).
@@ -322,6 +324,10 @@ pub struct Config {
     pub subtask: (u32, u32),
     /// How to reach remote checkpoint storage (`s3.*` keys).
     pub remote: RemoteOptions,
+    /// RocksDB: a memory budget shared with other backends (Flink: the slot's
+    /// managed memory). When set, block cache, memtables and the write-back cache
+    /// come from it, not from `memory.fixed-per-slot` and `write-cache.size`.
+    pub memory: Option<crate::store::rocks::memory::SharedMemory>,
 }
 
 impl Config {
@@ -338,6 +344,7 @@ impl Config {
             rocksdb_options: BTreeMap::new(),
             subtask: (0, 1),
             remote: RemoteOptions::default(),
+            memory: None,
         }
     }
 

@@ -119,6 +119,7 @@ fn matches(rust: &str, java: &str) -> bool {
     match rust {
         "" => java == "void",
         "jlong" => java == "long",
+        "jdouble" => java == "double",
         "jint" => java == "int",
         "jboolean" => java == "boolean",
         "JString<'l>" => java == "String",
@@ -192,6 +193,14 @@ fn java_constants_are_the_cores() {
     assert_eq!(
         constant("ABSENT"),
         i64::from(statebackend::ffi::jni::ABSENT)
+    );
+    assert_eq!(
+        constant("METRICS_HEADER"),
+        statebackend::metrics::ENCODED_HEADER as i64
+    );
+    assert_eq!(
+        constant("METRICS_PER_STATE"),
+        statebackend::metrics::ENCODED_PER_STATE as i64
     );
 }
 

@@ -33,6 +33,7 @@ pub(crate) enum HandleKind {
     JniPendingSnapshot = 0x4c,
     JniEntriesIter = 0x4d,
     JniUpload = 0x4e,
+    JniSharedMemory = 0x4f,
     #[cfg(test)]
     Test1 = 0x71,
     #[cfg(test)]
@@ -343,6 +344,38 @@ impl<T> LockedTable<T> {
         }
     }
 
+    /// As [`LockedTable::with`], but without waiting: None when another call holds
+    /// the object (a gauge polled by a metric reporter thread, which must not wait
+    /// for a long call of the task thread).
+    pub(crate) fn try_with<R>(
+        &self,
+        id: u64,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<Option<R>, Unusable> {
+        let (slot, generation) = self.resolve(id).ok_or(Unusable::Closed)?;
+        let s = slot.state.load(Ordering::Relaxed);
+        if s & LOCKED != 0
+            || slot
+                .state
+                .compare_exchange(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(None);
+        }
+        let guard = SlotGuard { state: &slot.state };
+        // SAFETY: under the slot's lock; the generation only changes under it.
+        let (current, value) = unsafe { (*slot.generation.get(), &mut *slot.value.get()) };
+        match value {
+            Some(value) if current == generation => {
+                if guard.state.load(Ordering::Relaxed) & POISONED != 0 {
+                    return Err(Unusable::Poisoned);
+                }
+                Ok(Some(f(value)))
+            }
+            _ => Err(Unusable::Closed),
+        }
+    }
+
     /// Removes the object behind `id` once no call holds it; later uses of `id` fail.
     pub(crate) fn remove(&self, id: u64) -> Option<T> {
         let (slot, generation) = self.resolve(id)?;
@@ -516,5 +549,17 @@ mod tests {
         };
         assert_eq!(closer.join().unwrap(), Some(40_000));
         assert_eq!(t.with(id, |v| *v), Err(Unusable::Closed));
+    }
+
+    #[test]
+    fn try_with_gives_up_while_another_call_holds_the_object() {
+        let t: LockedTable<u32> = LockedTable::new(HandleKind::Test1);
+        let id = t.insert(5);
+        assert_eq!(t.try_with(id, |v| *v), Ok(Some(5)));
+        let inner = t.with(id, |_| t.try_with(id, |v| *v));
+        assert_eq!(inner, Ok(Ok(None)), "held by the outer call: no wait");
+        assert_eq!(t.try_with(id, |v| *v), Ok(Some(5)), "unlocked again");
+        t.remove(id);
+        assert_eq!(t.try_with(id, |v| *v), Err(Unusable::Closed));
     }
 }

@@ -11,6 +11,7 @@ mod huge_pages;
 pub mod rocks;
 
 use crate::error::Result;
+use crate::metrics::{StateMetrics, WriteCacheMetrics};
 use crate::state::{StateId, StateKind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -168,6 +169,29 @@ pub trait KeyedStore: Send {
 
     /// Number of (key, namespace) entries over all states.
     fn num_entries(&self) -> Result<u64>;
+
+    /// Estimates for state `s`, without a scan, with the values of the RocksDB
+    /// `properties` of its column family (see [`crate::metrics`]); what a store does
+    /// not know is None.
+    fn state_metrics(&self, _s: StateId, properties: &[String]) -> StateMetrics {
+        StateMetrics {
+            entries: None,
+            bytes: None,
+            properties: vec![None; properties.len()],
+        }
+    }
+
+    /// The values of the RocksDB statistics counters `metrics` (names of
+    /// `rocks::options::STATISTICS_METRICS`) over the whole store; None where it has
+    /// none.
+    fn statistics(&self, metrics: &[&str]) -> Vec<Option<u64>> {
+        vec![None; metrics.len()]
+    }
+
+    /// The counters of the store's write-back cache, if it has one.
+    fn write_cache_metrics(&self) -> Option<WriteCacheMetrics> {
+        None
+    }
 
     /// Compacts what state `s` keeps on disk, if anything (RocksDB: a flush, then a
     /// manual compaction of the state's whole range).

@@ -7,14 +7,15 @@ use super::{run, unusable, Failure, Res};
 use crate::backend::StateBackend;
 use crate::config::{BackendKind, Config};
 use crate::error::Error;
-use crate::ffi::handles::{HandleKind, LockedTable};
+use crate::ffi::handles::{HandleKind, HandleTable, LockedTable};
 use crate::iter::SortedMap;
 use crate::keygroup::KeyGroupRange;
 use crate::migration::MigrationEntry;
 use crate::snapshot::SnapshotHandle;
+use crate::store::rocks::memory::SharedMemory;
 use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JObjectArray, JString};
 use ::jni::refs::Global;
-use ::jni::sys::{jboolean, jint, jlong};
+use ::jni::sys::{jboolean, jdouble, jint, jlong};
 use ::jni::{jni_sig, jni_str, EnvUnowned, JValue};
 
 /// One backend, scratch space reused by reads, and the buffers Java registered.
@@ -40,6 +41,17 @@ pub(super) fn with_backend<T>(handle: jlong, f: impl FnOnce(&mut BackendCell) ->
     BACKENDS
         .with(handle as u64, f)
         .map_err(|u| unusable(u, "the state backend is closed", "the state backend"))?
+}
+
+/// As [`with_backend`], but None instead of waiting while another call holds the
+/// backend (metric gauges).
+pub(super) fn try_with_backend<T>(
+    handle: jlong,
+    f: impl FnOnce(&mut BackendCell) -> T,
+) -> Res<Option<T>> {
+    BACKENDS
+        .try_with(handle as u64, f)
+        .map_err(|u| unusable(u, "the state backend is closed", "the state backend"))
 }
 
 /// Runs `f` on the backend behind `handle` with the buffers of `channel`: the input
@@ -179,6 +191,7 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
     max_state_size: jlong,
     local_dir: JString<'l>,
     rocksdb_options: JObjectArray<'l>,
+    shared_memory: jlong,
     restore: JObjectArray<'l>,
 ) -> jlong {
     run(&mut env, |env| {
@@ -210,6 +223,12 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
             })?;
             config.set_rocksdb_option(&key, &value)?;
         }
+        if shared_memory != 0 {
+            let memory = SHARED_MEMORY
+                .get(shared_memory as u64)
+                .ok_or(Failure::Closed("the shared memory budget is released"))?;
+            config.memory = Some(SharedMemory::clone(&memory));
+        }
         let count = restore.len(env)?;
         let mut handles = Vec::with_capacity(count);
         for i in 0..count {
@@ -227,6 +246,68 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_open<'l>(
             channels: Channels::default(),
         });
         Ok(id as jlong)
+    })
+}
+
+/// Shared memory budgets (Flink: a slot's managed memory): backends opened with one
+/// keep it alive after it is released here.
+static SHARED_MEMORY: HandleTable<SharedMemory> = HandleTable::new(HandleKind::JniSharedMemory);
+
+/// `long sharedMemoryCreate(long bytes, double writeCacheRatio, double
+/// writeBufferRatio)`: a memory budget for several RocksDB backends (see
+/// `store::rocks::memory`), for `open`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_sharedMemoryCreate<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    bytes: jlong,
+    write_cache_ratio: jdouble,
+    write_buffer_ratio: jdouble,
+) -> jlong {
+    run(&mut env, |_| {
+        let bytes = usize::try_from(bytes)
+            .map_err(|_| Failure::Argument(format!("memory budget of {bytes} bytes")))?;
+        let memory = SharedMemory::new(bytes, write_cache_ratio, write_buffer_ratio)?;
+        Ok(SHARED_MEMORY.insert(memory) as jlong)
+    })
+}
+
+/// `long[] sharedMemoryStats(long)`: `[total, RocksDB's part, the write caches'
+/// part, backends sharing the write caches, block cache usage]` in bytes.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_sharedMemoryStats<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    memory: jlong,
+) -> JLongArray<'l> {
+    run(&mut env, |env| {
+        let m = SHARED_MEMORY
+            .get(memory as u64)
+            .ok_or(Failure::Closed("the shared memory budget is released"))?;
+        long_array(
+            env,
+            &[
+                m.total() as jlong,
+                m.rocksdb_bytes() as jlong,
+                m.write_cache_bytes() as jlong,
+                m.members() as jlong,
+                m.block_cache_usage() as jlong,
+            ],
+        )
+    })
+}
+
+/// Releases a shared memory budget; backends opened with it keep using it until
+/// they close. Releasing a released one does nothing.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_sharedMemoryRelease<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    memory: jlong,
+) {
+    run(&mut env, |_| {
+        drop(SHARED_MEMORY.remove(memory as u64));
+        Ok(())
     })
 }
 

@@ -26,7 +26,8 @@
 //!
 //! The files follow the C ABI's (`src/ffi/c/`): `backend` (open, close, states,
 //! registered buffers), `keyed` (state accesses), `iter` (keys and the entries of a
-//! canonical savepoint), `snapshot` (full and incremental snapshots), with `args`
+//! canonical savepoint), `snapshot` (full and incremental snapshots), and `metrics`
+//! (what Flink's gauges read, from a metric reporter's thread), with `args`
 //! (argument conversion) and `streams` (Java streams as the core's readers and
 //! writers). There is no `operator`: Flink keeps operator state on the Java side.
 //! tests/jni_signatures.rs checks the `native` declarations of NativeBridge.java
@@ -36,6 +37,7 @@ mod args;
 mod backend;
 mod iter;
 mod keyed;
+mod metrics;
 mod snapshot;
 mod streams;
 

@@ -16,6 +16,7 @@ use self::table::{ByteTable, MapTable};
 use super::{EntryData, EntryRef, EntryVisitor, KeyedStore, MapVisitor, StoreView};
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
+use crate::metrics::StateMetrics;
 use crate::state::{StateId, StateKind};
 
 /// One state's tables, one per owned key group. Lists are byte tables of encoded
@@ -25,6 +26,16 @@ enum HeapState {
     Value(Vec<ByteTable>),
     List(Vec<ByteTable>),
     Map(Vec<MapTable>),
+}
+
+impl HeapState {
+    /// Its (key, namespace) entries: the tables' lengths, one per key group.
+    fn entries(&self) -> u64 {
+        match self {
+            HeapState::Value(t) | HeapState::List(t) => t.iter().map(|m| m.len() as u64).sum(),
+            HeapState::Map(t) => t.iter().map(|m| m.len() as u64).sum(),
+        }
+    }
 }
 
 fn new_tables<T: Default>(n: u32) -> Vec<T> {
@@ -272,16 +283,16 @@ impl KeyedStore for HeapStore {
     }
 
     fn num_entries(&self) -> Result<u64> {
-        Ok(self
-            .states
-            .iter()
-            .map(|st| match st {
-                HeapState::Value(t) | HeapState::List(t) => {
-                    t.iter().map(|m| m.len() as u64).sum::<u64>()
-                }
-                HeapState::Map(t) => t.iter().map(|m| m.len() as u64).sum(),
-            })
-            .sum())
+        Ok(self.states.iter().map(HeapState::entries).sum())
+    }
+
+    /// Entries are counted exactly (one length per key group); bytes are not.
+    fn state_metrics(&self, s: StateId, properties: &[String]) -> StateMetrics {
+        StateMetrics {
+            entries: self.states.get(s as usize).map(HeapState::entries),
+            bytes: None,
+            properties: vec![None; properties.len()],
+        }
     }
 
     fn view(&self) -> Result<Box<dyn StoreView>> {

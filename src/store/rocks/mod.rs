@@ -9,6 +9,7 @@
 //! share one budget (a write-buffer manager charged to the cache).
 
 pub mod cache;
+pub mod memory;
 pub mod options;
 
 use self::options::RocksOptions;
@@ -20,7 +21,9 @@ use crate::codec::{get_varint, put_varint};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keygroup::KeyGroupRange;
+use crate::metrics::StateMetrics;
 use crate::state::{StateId, StateKind};
+use rocksdb::statistics::StatsLevel;
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
     DBWithThreadMode, MergeOperands, MultiThreaded, Options, ReadOptions, SnapshotWithThreadMode,
@@ -39,6 +42,9 @@ const WORKDIR_PREFIX: &str = "statebackend-rocksdb-";
 /// its working directory is deleted.
 struct OpenDb {
     db: Db,
+    /// The DB's options when `state.backend.rocksdb.metrics.*` enabled statistics
+    /// counters: they hold RocksDB's statistics object, which the DB shares.
+    statistics: Option<Options>,
     _cache: Cache,
     _write_buffers: WriteBufferManager,
     dir: WorkDir,
@@ -104,12 +110,20 @@ impl RocksStore {
         let db_path = dir.path.join("db");
         populate(&db_path)?;
 
-        let cache = Cache::new_lru_cache(options.memory_budget);
-        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
-            (options.memory_budget as f64 * options.write_buffer_ratio) as usize,
-            false,
-            cache.clone(),
-        );
+        // A budget shared with other backends (Flink: the slot's managed memory), or
+        // one of this backend's own.
+        let (cache, write_buffers) = match &config.memory {
+            Some(shared) => (shared.block_cache().clone(), shared.write_buffers().clone()),
+            None => {
+                let cache = Cache::new_lru_cache(options.memory_budget);
+                let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+                    (options.memory_budget as f64 * options.write_buffer_ratio) as usize,
+                    false,
+                    cache.clone(),
+                );
+                (cache, write_buffers)
+            }
+        };
         let mut table = BlockBasedOptions::default();
         table.set_block_size(options.block_size);
         table.set_block_cache(&cache);
@@ -126,7 +140,12 @@ impl RocksStore {
 
         let mut cf = Options::default();
         cf.set_block_based_table_factory(&table);
-        cf.set_write_buffer_size(options.write_buffer_size);
+        cf.set_write_buffer_size(match &config.memory {
+            Some(shared) => options
+                .write_buffer_size
+                .min(shared.max_write_buffer_size()),
+            None => options.write_buffer_size,
+        });
         cf.set_max_write_buffer_number(options.write_buffer_count);
         cf.set_compaction_style(options.compaction_style);
         match &options.compression_per_level {
@@ -148,6 +167,11 @@ impl RocksStore {
         db_options.create_missing_column_families(true);
         db_options.set_write_buffer_manager(&write_buffers);
         db_options.set_max_background_jobs(options.background_jobs);
+        if !options.metrics.statistics.is_empty() {
+            // Counters only (no histograms, no timers): what the metrics read.
+            db_options.enable_statistics();
+            db_options.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
+        }
 
         let states: Vec<(String, StateKind)> = kinds
             .iter()
@@ -168,6 +192,7 @@ impl RocksStore {
         Ok(RocksStore {
             inner: Arc::new(OpenDb {
                 db,
+                statistics: (!options.metrics.statistics.is_empty()).then_some(db_options),
                 _cache: cache,
                 _write_buffers: write_buffers,
                 dir,
@@ -714,9 +739,45 @@ impl KeyedStore for RocksStore {
     fn view(&self) -> Result<Box<dyn StoreView>> {
         Ok(Box::new(self.snapshot_view()))
     }
+
+    fn statistics(&self, metrics: &[&str]) -> Vec<Option<u64>> {
+        metrics.iter().map(|m| self.statistic(m)).collect()
+    }
+
+    fn state_metrics(&self, s: StateId, properties: &[String]) -> StateMetrics {
+        let live = self.property(s, "rocksdb.estimate-live-data-size");
+        let memtables = self.property(s, "rocksdb.cur-size-all-mem-tables");
+        StateMetrics {
+            entries: self.property(s, "rocksdb.estimate-num-keys"),
+            bytes: live.zip(memtables).map(|(l, m)| l.saturating_add(m)),
+            properties: properties.iter().map(|p| self.property(s, p)).collect(),
+        }
+    }
 }
 
 impl RocksStore {
+    /// The integer RocksDB property `name` (`rocksdb.estimate-num-keys`) of state
+    /// `s`'s column family; None when RocksDB has none by that name (or fails to
+    /// read it: a metric is not worth an error). `rocksdb.num-files-at-level<N>` is
+    /// a string property in RocksDB, parsed here.
+    pub fn property(&self, s: StateId, name: &str) -> Option<u64> {
+        let (cf_name, _) = self.states.get(s as usize)?;
+        let cf = self.db().cf_handle(cf_name)?;
+        if name.starts_with("rocksdb.num-files-at-level") {
+            let value = self.db().property_value_cf(&cf, name).ok()??;
+            return value.trim().parse().ok();
+        }
+        self.db().property_int_value_cf(&cf, name).ok()?
+    }
+
+    /// The RocksDB statistics counter of a metric of `options::STATISTICS_METRICS`
+    /// (`rocksdb.block_cache_hit`) over the whole DB; None unless statistics were
+    /// enabled when the DB opened.
+    pub fn statistic(&self, metric: &str) -> Option<u64> {
+        let ticker = options::ticker(metric)?;
+        Some(self.inner.statistics.as_ref()?.get_ticker_count(ticker))
+    }
+
     /// A RocksDB snapshot: later writes never show in it.
     pub(super) fn snapshot_view(&self) -> RocksView {
         let snapshot = self.inner.db.snapshot();

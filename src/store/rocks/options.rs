@@ -1,9 +1,11 @@
 //! RocksDB options: predefined profiles plus overrides of the common options, from
-//! `state.backend.rocksdb.*` configuration keys (Flink's names where Flink has one).
-//! An unknown key is an error.
+//! `state.backend.rocksdb.*` configuration keys (Flink's names where Flink has one),
+//! and which RocksDB properties are reported as metrics (Flink's
+//! `state.backend.rocksdb.metrics.*`). An unknown key is an error.
 
 use crate::config::parse_memory_size;
 use crate::error::{Error, Result};
+use rocksdb::statistics::Ticker;
 use rocksdb::{DBCompactionStyle, DBCompressionType};
 use std::collections::BTreeMap;
 
@@ -35,7 +37,127 @@ pub struct RocksOptions {
     pub write_cache_size: usize,
     /// Of those, bytes not yet written to RocksDB (`write-cache.dirty-size`).
     pub write_cache_dirty_size: usize,
+    /// The RocksDB properties read as metrics (`metrics.*` set to true).
+    pub metrics: MetricOptions,
 }
+
+/// Which RocksDB properties are reported as metrics, per state (column family):
+/// Flink's `state.backend.rocksdb.metrics.*` options, each of which enables one
+/// property (`metrics.num-files-at-level`: one per level, 0 to 6).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricOptions {
+    /// Full RocksDB property names (`rocksdb.estimate-num-keys`), in the order of
+    /// [`NATIVE_METRICS`].
+    pub properties: Vec<String>,
+    /// The RocksDB statistics counters enabled by the options of
+    /// [`STATISTICS_METRICS`], by metric name (`rocksdb.block_cache_hit`), in that
+    /// order: counters of the whole DB, for which RocksDB keeps a statistics object.
+    pub statistics: Vec<&'static str>,
+    /// `metrics.column-family-as-variable`: Flink reports a state's properties in a
+    /// metric group with the variable `column_family` (the state's name) instead of a
+    /// group named after the state.
+    pub column_family_as_variable: bool,
+}
+
+/// The RocksDB properties Flink's `RocksDBNativeMetricOptions` (1.20) can report,
+/// by option (`state.backend.rocksdb.metrics.<name>` enables `rocksdb.<name>`).
+pub const NATIVE_METRICS: &[&str] = &[
+    "num-immutable-mem-table",
+    "mem-table-flush-pending",
+    "compaction-pending",
+    "background-errors",
+    "cur-size-active-mem-table",
+    "cur-size-all-mem-tables",
+    "size-all-mem-tables",
+    "num-entries-active-mem-table",
+    "num-entries-imm-mem-tables",
+    "num-deletes-active-mem-table",
+    "num-deletes-imm-mem-tables",
+    "estimate-num-keys",
+    "estimate-table-readers-mem",
+    "num-snapshots",
+    "num-live-versions",
+    "estimate-live-data-size",
+    "total-sst-files-size",
+    "live-sst-files-size",
+    "estimate-pending-compaction-bytes",
+    "num-running-compactions",
+    "num-running-flushes",
+    "actual-delayed-write-rate",
+    "is-write-stopped",
+    "block-cache-capacity",
+    "block-cache-usage",
+    "block-cache-pinned-usage",
+    "num-files-at-level",
+];
+
+/// Flink's statistics options (`RocksDBNativeMetricOptions`, 1.20): the option
+/// (`state.backend.rocksdb.metrics.<option>`), the metric Flink names after the
+/// RocksDB Java `TickerType` (`rocksdb.<ticker name in lower case>`), and the counter.
+pub const STATISTICS_METRICS: &[(&str, &str, Ticker)] = &[
+    (
+        "block-cache-hit",
+        "rocksdb.block_cache_hit",
+        Ticker::BlockCacheHit,
+    ),
+    (
+        "block-cache-miss",
+        "rocksdb.block_cache_miss",
+        Ticker::BlockCacheMiss,
+    ),
+    (
+        "bloom-filter-useful",
+        "rocksdb.bloom_filter_useful",
+        Ticker::BloomFilterUseful,
+    ),
+    (
+        "bloom-filter-full-positive",
+        "rocksdb.bloom_filter_full_positive",
+        Ticker::BloomFilterFullPositive,
+    ),
+    (
+        "bloom-filter-full-true-positive",
+        "rocksdb.bloom_filter_full_true_positive",
+        Ticker::BloomFilterFullTruePositive,
+    ),
+    ("bytes-read", "rocksdb.bytes_read", Ticker::BytesRead),
+    (
+        "iter-bytes-read",
+        "rocksdb.iter_bytes_read",
+        Ticker::IterBytesRead,
+    ),
+    (
+        "bytes-written",
+        "rocksdb.bytes_written",
+        Ticker::BytesWritten,
+    ),
+    (
+        "compaction-read-bytes",
+        "rocksdb.compact_read_bytes",
+        Ticker::CompactReadBytes,
+    ),
+    (
+        "compaction-write-bytes",
+        "rocksdb.compact_write_bytes",
+        Ticker::CompactWriteBytes,
+    ),
+    ("stall-micros", "rocksdb.stall_micros", Ticker::StallMicros),
+];
+
+/// The counter behind a statistics metric name of [`STATISTICS_METRICS`].
+pub fn ticker(metric: &str) -> Option<Ticker> {
+    STATISTICS_METRICS
+        .iter()
+        .find(|(_, name, _)| *name == metric)
+        .map(|(_, _, ticker)| *ticker)
+}
+
+/// The metric option that enables one property per LSM level (`rocksdb.num-files-at-level0` …).
+const FILES_AT_LEVEL: &str = "num-files-at-level";
+/// Levels reported by `metrics.num-files-at-level` (RocksDB's default `num_levels`: 7).
+const LEVELS: usize = 7;
+/// The metric option that changes how properties are grouped.
+const COLUMN_FAMILY_AS_VARIABLE: &str = "column-family-as-variable";
 
 /// The options this library applies (keys without `state.backend.rocksdb.`).
 const APPLIED: &[&str] = &[
@@ -53,17 +175,22 @@ const APPLIED: &[&str] = &[
     "write-cache.dirty-size",
 ];
 
+/// Keys read by the Flink integration when it sizes a slot's shared memory budget
+/// (`memory.managed`, `memory.write-cache-ratio`; see `store::rocks::memory`), and
+/// accepted here without effect on one backend of its own.
+const SLOT_MEMORY: &[&str] = &["memory.managed", "memory.write-cache-ratio"];
+
 /// Keys of Flink's RocksDB options that are accepted and have no effect here.
-const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
-    "memory.managed",
-    "timer-service.factory",
-    "checkpoint.transfer.thread.num",
-];
+const ACCEPTED_WITHOUT_EFFECT: &[&str] =
+    &["timer-service.factory", "checkpoint.transfer.thread.num"];
 
 /// Whether `option` (a key without `state.backend.rocksdb.`) is one this library
 /// knows (see `Config::knows_rocksdb_option`).
 pub fn is_known(option: &str) -> bool {
-    APPLIED.contains(&option) || ACCEPTED_WITHOUT_EFFECT.contains(&option)
+    metric_option(option).is_some()
+        || APPLIED.contains(&option)
+        || SLOT_MEMORY.contains(&option)
+        || ACCEPTED_WITHOUT_EFFECT.contains(&option)
 }
 
 impl Default for RocksOptions {
@@ -80,8 +207,19 @@ impl Default for RocksOptions {
             background_jobs: 2,
             write_cache_size: 256 << 20,
             write_cache_dirty_size: 32 << 20,
+            metrics: MetricOptions::default(),
         }
     }
+}
+
+/// The metric of a `metrics.*` option (key without `state.backend.rocksdb.`): a name
+/// in [`NATIVE_METRICS`], or `column-family-as-variable`.
+fn metric_option(option: &str) -> Option<&str> {
+    option.strip_prefix("metrics.").filter(|m| {
+        *m == COLUMN_FAMILY_AS_VARIABLE
+            || NATIVE_METRICS.contains(m)
+            || STATISTICS_METRICS.iter().any(|(option, _, _)| option == m)
+    })
 }
 
 fn err(key: &str, value: &str, reason: impl Into<String>) -> Error {
@@ -122,6 +260,7 @@ impl RocksOptions {
                 o.background_jobs = 4;
             }
         }
+        let mut metrics = Vec::new();
         for (key, value) in options {
             let size = || {
                 parse_memory_size(
@@ -194,10 +333,58 @@ impl RocksOptions {
                     o.write_cache_dirty_size =
                         usize::try_from(size()?).map_err(|_| err(key, value, "too large"))?;
                 }
+                // Read by the Flink integration for a slot's shared budget; checked here.
+                "memory.managed" => {
+                    if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
+                        return Err(err(key, value, "expected true or false"));
+                    }
+                }
+                "memory.write-cache-ratio" => {
+                    if !value
+                        .trim()
+                        .parse::<f64>()
+                        .is_ok_and(|r| (0.0..1.0).contains(&r))
+                    {
+                        return Err(err(
+                            key,
+                            value,
+                            "expected a ratio from 0 (no write cache) up to, not including, 1",
+                        ));
+                    }
+                }
                 k if ACCEPTED_WITHOUT_EFFECT.contains(&k) => {}
-                _ => return Err(err(key, value, "unknown RocksDB option")),
+                k => match metric_option(k) {
+                    Some(metric) => {
+                        let on = match value.trim().to_ascii_lowercase().as_str() {
+                            "true" => true,
+                            "false" => false,
+                            _ => return Err(err(key, value, "expected true or false")),
+                        };
+                        if metric == COLUMN_FAMILY_AS_VARIABLE {
+                            o.metrics.column_family_as_variable = on;
+                        } else if on {
+                            metrics.push(metric);
+                        }
+                    }
+                    None => return Err(err(key, value, "unknown RocksDB option")),
+                },
             }
         }
+        // In Flink's order, whatever the order of the keys.
+        for metric in NATIVE_METRICS.iter().filter(|m| metrics.contains(m)) {
+            if *metric == FILES_AT_LEVEL {
+                o.metrics
+                    .properties
+                    .extend((0..LEVELS).map(|level| format!("rocksdb.{FILES_AT_LEVEL}{level}")));
+            } else {
+                o.metrics.properties.push(format!("rocksdb.{metric}"));
+            }
+        }
+        o.metrics.statistics = STATISTICS_METRICS
+            .iter()
+            .filter(|(option, _, _)| metrics.contains(option))
+            .map(|(_, name, _)| *name)
+            .collect();
         Ok(o)
     }
 }
@@ -218,7 +405,11 @@ mod tests {
 
     #[test]
     fn every_known_option_is_applied_or_accepted() {
-        for key in APPLIED.iter().chain(ACCEPTED_WITHOUT_EFFECT) {
+        for key in APPLIED
+            .iter()
+            .chain(ACCEPTED_WITHOUT_EFFECT)
+            .chain(SLOT_MEMORY)
+        {
             assert!(is_known(key));
             let options = BTreeMap::from([(key.to_string(), "not a value".to_string())]);
             if let Err(e) = RocksOptions::from_config(&options) {
@@ -229,5 +420,70 @@ mod tests {
             }
         }
         assert!(!is_known("log.level"));
+    }
+
+    #[test]
+    fn metric_options_enable_properties_in_flinks_order() {
+        let options = BTreeMap::from([
+            ("metrics.estimate-num-keys".to_string(), "true".to_string()),
+            ("metrics.block-cache-usage".to_string(), "TRUE".to_string()),
+            (
+                "metrics.num-running-flushes".to_string(),
+                "false".to_string(),
+            ),
+            ("metrics.num-files-at-level".to_string(), "true".to_string()),
+            (
+                "metrics.column-family-as-variable".to_string(),
+                "true".to_string(),
+            ),
+        ]);
+        let m = RocksOptions::from_config(&options).unwrap().metrics;
+        let mut expected = vec![
+            "rocksdb.estimate-num-keys".to_string(),
+            "rocksdb.block-cache-usage".to_string(),
+        ];
+        expected.extend((0..7).map(|l| format!("rocksdb.num-files-at-level{l}")));
+        assert_eq!(m.properties, expected);
+        assert!(m.statistics.is_empty());
+        assert!(m.column_family_as_variable);
+        for name in NATIVE_METRICS {
+            assert!(is_known(&format!("metrics.{name}")), "{name}");
+        }
+        let options = BTreeMap::from([
+            ("metrics.stall-micros".to_string(), "true".to_string()),
+            ("metrics.block-cache-hit".to_string(), "true".to_string()),
+        ]);
+        let m = RocksOptions::from_config(&options).unwrap().metrics;
+        assert!(m.properties.is_empty());
+        assert_eq!(
+            m.statistics,
+            ["rocksdb.block_cache_hit", "rocksdb.stall_micros"]
+        );
+        for (option, name, _) in STATISTICS_METRICS {
+            assert!(is_known(&format!("metrics.{option}")), "{option}");
+            assert!(ticker(name).is_some(), "{name}");
+        }
+        assert!(RocksOptions::from_config(&BTreeMap::new())
+            .unwrap()
+            .metrics
+            .properties
+            .is_empty());
+    }
+
+    #[test]
+    fn unknown_or_malformed_metric_options_are_errors() {
+        assert!(!is_known("metrics.no-such-property"));
+        let unknown = BTreeMap::from([("metrics.no-such-property".into(), "true".into())]);
+        let e = RocksOptions::from_config(&unknown).unwrap_err().to_string();
+        assert!(e.contains("unknown RocksDB option"), "{e}");
+        let malformed = BTreeMap::from([("metrics.estimate-num-keys".into(), "yes".into())]);
+        let e = RocksOptions::from_config(&malformed)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("state.backend.rocksdb.metrics.estimate-num-keys"),
+            "{e}"
+        );
+        assert!(e.contains("expected true or false"), "{e}");
     }
 }

@@ -29,15 +29,21 @@
 //! not yet handed to the writer (which keeps the sorted copy of a run it ingested).
 //! Over the dirty bound, a run; over the size, clean entries not used since the
 //! last eviction go (CLOCK) until a quarter of the room is free.
+//!
+//! Metrics ([`CachedRocksStore::metrics`]): reads that hit the active table or a map
+//! image and those that did not, counted in plain fields on the task thread; the
+//! writer counts the task thread's waits for it.
 
 mod images;
 mod layer;
 mod view;
 mod writer;
 
+use super::memory::WriteCacheShare;
 use super::{append_prefix, RocksStore};
 use crate::codec::ListElements;
 use crate::error::Result;
+use crate::metrics::{StateMetrics, WriteCacheMetrics};
 use crate::state::{StateId, StateKind};
 use crate::store::{CheckpointLink, EntryRef, KeyedStore, MapVisitor, StoreView};
 use hashbrown::hash_table::Entry as Slot;
@@ -108,15 +114,47 @@ struct Cache {
     writer: Writer,
     /// The last job that writes entries (a run, or a link with layers).
     last_write: u64,
-    size: usize,
+    size: CacheSize,
     dirty_size: usize,
     /// Evictions so far (each draws its victims afresh).
     evictions: u64,
     /// Maps as last scanned, while unchanged.
     images: MapImages,
+    /// Reads answered by the active table or a map image, and the others (metrics).
+    hits: u64,
+    misses: u64,
+}
+
+/// How many bytes a cache may take: a size of its own, or its share of a budget
+/// shared with other backends' caches (which changes as they come and go).
+pub enum CacheSize {
+    Fixed(usize),
+    Shared(WriteCacheShare),
+}
+
+impl CacheSize {
+    fn bytes(&self) -> usize {
+        match self {
+            CacheSize::Fixed(size) => *size,
+            CacheSize::Shared(share) => share.bytes(),
+        }
+    }
 }
 
 impl Cache {
+    /// The bytes this cache may take now.
+    fn size(&self) -> usize {
+        self.size.bytes()
+    }
+
+    /// The dirty bytes it may hold now: at most half of a shared cache's share.
+    fn dirty_size(&self) -> usize {
+        match &self.size {
+            CacheSize::Fixed(_) => self.dirty_size,
+            CacheSize::Shared(share) => self.dirty_size.min(share.bytes() / 2),
+        }
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -226,8 +264,12 @@ impl Cache {
     fn load(&mut self, rocks: &RocksStore, key: &[u8]) -> Result<&mut Entry> {
         let h = self.hash(key);
         let below = match self.active.find(h, key) {
-            Some(e) if e.kind != Kind::Append => None,
+            Some(e) if e.kind != Kind::Append => {
+                self.hits += 1;
+                None
+            }
             found => {
+                self.misses += 1;
                 // A clean `Append` stands for what RocksDB holds once its run lands.
                 let pin = found.map_or(0, |e| e.pin);
                 if pin > self.writer.completed() {
@@ -341,10 +383,10 @@ impl Cache {
     fn maintain(&mut self) -> Result<()> {
         self.settle()?;
         let unhanded = self.frozen.iter().filter(|f| f.job == 0).count();
-        if self.dirty_bytes() > self.dirty_size || unhanded > MAX_FROZEN {
+        if self.dirty_bytes() > self.dirty_size() || unhanded > MAX_FROZEN {
             self.hand_over()?;
         }
-        if self.bytes() > self.size || self.table_would_overflow() {
+        if self.bytes() > self.size() || self.table_would_overflow() {
             self.make_room()?;
         }
         self.active.tidy();
@@ -360,14 +402,14 @@ impl Cache {
             && len >= capacity / 2
             && self.bytes() + layer::table_bytes(2 * capacity, layer::SLOT)
                 - layer::table_bytes(capacity, layer::SLOT)
-                > self.size
+                > self.size()
     }
 
     /// Evicts until a quarter of the room is free, in the table and in bytes; when
     /// what is left is dirty or in flight, waits for the writer to land it first.
     fn make_room(&mut self) -> Result<()> {
         self.evict_to(self.entries_to_keep());
-        if self.bytes() > self.size {
+        if self.bytes() > self.size() {
             self.hand_over()?;
             self.writer.wait_for(self.writer.next_job() - 1)?;
             self.settle()?;
@@ -381,7 +423,7 @@ impl Cache {
     fn entries_to_keep(&self) -> usize {
         let len = self.active.table.len();
         let others = self.bytes() - self.active.bytes();
-        let room = (self.size / 4 * 3).saturating_sub(others);
+        let room = (self.size() / 4 * 3).saturating_sub(others);
         layer::entries_within(room, self.active.cost.heap / len.max(1)).min(len)
     }
 
@@ -565,7 +607,8 @@ pub struct CachedRocksStore {
 impl CachedRocksStore {
     /// `size` bytes of cache, at most `dirty_size` of them not yet handed to the
     /// writer thread, which this starts.
-    pub fn new(rocks: RocksStore, size: usize, dirty_size: usize) -> Result<Self> {
+    pub fn new(rocks: RocksStore, size: CacheSize, dirty_size: usize) -> Result<Self> {
+        let initial = size.bytes();
         let writer = Writer::start(rocks.writer())?;
         Ok(CachedRocksStore {
             rocks,
@@ -581,9 +624,11 @@ impl CachedRocksStore {
                 writer,
                 last_write: 0,
                 size,
-                dirty_size: dirty_size.min(size),
+                dirty_size: dirty_size.min(initial),
                 evictions: 0,
-                images: MapImages::new(size / 8),
+                images: MapImages::new(initial / 8),
+                hits: 0,
+                misses: 0,
             }),
             key: RefCell::new(Vec::with_capacity(64)),
         })
@@ -594,6 +639,21 @@ impl CachedRocksStore {
     pub fn cached_bytes(&self) -> (usize, usize) {
         let c = self.cache.borrow();
         (c.bytes(), c.dirty_bytes())
+    }
+
+    /// The cache's counters and what it holds now.
+    pub fn metrics(&self) -> WriteCacheMetrics {
+        let c = self.cache.borrow();
+        let (writer_stalls, writer_stall_nanos) = c.writer.stalls();
+        WriteCacheMetrics {
+            hits: c.hits,
+            misses: c.misses,
+            cached_bytes: c.bytes() as u64,
+            dirty_bytes: c.dirty_bytes() as u64,
+            runs_in_flight: c.in_flight.len() as u64,
+            writer_stalls,
+            writer_stall_nanos,
+        }
     }
 
     /// Runs `f` with the cache and the key of (s, kg, key, ns[, user key]).
@@ -663,9 +723,14 @@ impl CachedRocksStore {
     fn map_image(&self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Option<images::Entries> {
         let mut buf = self.key.borrow_mut();
         encode_key(&mut buf, s, kg, key, ns, None);
-        let cache = self.cache.borrow();
+        let mut cache = self.cache.borrow_mut();
         let h = cache.hash(&buf);
-        cache.images.get(h, &buf)
+        let image = cache.images.get(h, &buf);
+        match image {
+            Some(_) => cache.hits += 1,
+            None => cache.misses += 1,
+        }
+        image
     }
 
     /// Scans the map whose cache key `map_image` left in `self.key` in RocksDB, after
@@ -914,6 +979,19 @@ impl KeyedStore for CachedRocksStore {
     fn num_entries(&self) -> Result<u64> {
         self.write_back()?;
         self.rocks.num_entries()
+    }
+
+    /// RocksDB's estimates: entries not yet written back are not in them.
+    fn state_metrics(&self, s: StateId, properties: &[String]) -> StateMetrics {
+        self.rocks.state_metrics(s, properties)
+    }
+
+    fn write_cache_metrics(&self) -> Option<WriteCacheMetrics> {
+        Some(self.metrics())
+    }
+
+    fn statistics(&self, metrics: &[&str]) -> Vec<Option<u64>> {
+        self.rocks.statistics(metrics)
     }
 
     /// Once the cache is written back (the writer idle), RocksDB compacts.

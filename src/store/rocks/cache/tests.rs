@@ -8,7 +8,12 @@ fn open(dir: &std::path::Path, size: usize, dirty: usize) -> CachedRocksStore {
     let config = Config::rocksdb(&url)
         .unwrap()
         .with_local_dir(dir.join("local"));
-    let mut store = CachedRocksStore::new(RocksStore::open(&config).unwrap(), size, dirty).unwrap();
+    let mut store = CachedRocksStore::new(
+        RocksStore::open(&config).unwrap(),
+        CacheSize::Fixed(size),
+        dirty,
+    )
+    .unwrap();
     store.add_state(0, StateKind::Value).unwrap();
     store.add_state(1, StateKind::List).unwrap();
     store.add_state(2, StateKind::Map).unwrap();
@@ -486,4 +491,74 @@ fn a_panicking_writer_fails_both_snapshot_kinds() {
         (store, r)
     });
     assert_poisoned("the full snapshot", r);
+}
+
+/// The metrics count what the cache did: reads that hit or missed (point reads and
+/// map scans), dirty bytes until they are handed over, runs in flight, and the task
+/// thread's waits for the writer.
+#[test]
+fn metrics_count_hits_misses_dirty_bytes_runs_and_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 8 << 20, 64 << 10);
+    let fresh = store.metrics();
+    assert_eq!((fresh.hits, fresh.misses, fresh.dirty_bytes), (0, 0, 0));
+    assert_eq!((fresh.runs_in_flight, fresh.writer_stalls), (0, 0));
+
+    let mut out = Vec::new();
+    // A key nobody wrote: RocksDB is read (a miss), then the known miss is cached.
+    assert!(!store.value_get(0, 0, b"k", b"", &mut out).unwrap());
+    assert_eq!((store.metrics().hits, store.metrics().misses), (0, 1));
+    assert!(!store.value_get(0, 0, b"k", b"", &mut out).unwrap());
+    assert_eq!((store.metrics().hits, store.metrics().misses), (1, 1));
+    store.value_put(0, 0, b"k", b"", b"v").unwrap();
+    assert!(store.value_get(0, 0, b"k", b"", &mut out).unwrap());
+    assert_eq!((store.metrics().hits, store.metrics().misses), (2, 1));
+    assert!(
+        store.metrics().dirty_bytes > 0,
+        "the put is not handed over"
+    );
+    assert!(store.metrics().cached_bytes >= store.metrics().dirty_bytes);
+
+    // A map scan reads RocksDB after writing the cache back (a miss, nothing dirty
+    // after); the next scan is answered by the map's image (a hit).
+    store.map_put(2, 0, b"m", b"", b"u", b"v").unwrap();
+    let scan = |store: &CachedRocksStore| {
+        let mut n = 0;
+        store
+            .map_for_each(2, 0, b"m", b"", &mut |_, _| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+        n
+    };
+    assert_eq!(scan(&store), 1);
+    let m = store.metrics();
+    assert_eq!((m.hits, m.misses, m.dirty_bytes), (2, 2, 0));
+    assert_eq!(scan(&store), 1);
+    assert_eq!((store.metrics().hits, store.metrics().misses), (3, 2));
+
+    // A slow writer: a run is in flight when the next one is due, and the task
+    // thread waits for it.
+    store.cache.borrow().writer.set_chunk_delay(20_000);
+    let mut most_in_flight = 0;
+    for i in 0..4_000u32 {
+        store
+            .value_put(0, 0, &i.to_be_bytes(), b"", &[7; 100])
+            .unwrap();
+        most_in_flight = most_in_flight.max(store.metrics().runs_in_flight);
+        assert!(store.metrics().dirty_bytes <= 64 << 10);
+    }
+    let m = store.metrics();
+    assert_eq!(most_in_flight, 1);
+    assert!(m.writer_stalls >= 1, "{m:?}");
+    assert!(m.writer_stall_nanos > 0, "{m:?}");
+    store.cache.borrow().writer.set_chunk_delay(0);
+    store.num_entries().unwrap();
+    let m = store.metrics();
+    assert_eq!(
+        (m.runs_in_flight, m.dirty_bytes),
+        (0, 0),
+        "all written back"
+    );
 }

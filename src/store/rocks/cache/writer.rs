@@ -20,6 +20,7 @@ use crate::state::StateId;
 use crate::store::rocks::{DbWriter, SstOp};
 use crate::store::LocalCheckpoint;
 use rocksdb::WriteBatch;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -312,6 +313,10 @@ pub(super) struct Writer {
     thread: Option<JoinHandle<()>>,
     /// The id of the last job submitted (ids start at 1).
     submitted: u64,
+    /// Waits of the task thread for a job not yet completed, and their nanoseconds
+    /// (metrics).
+    stalls: Cell<u64>,
+    stall_nanos: Cell<u64>,
 }
 
 impl Writer {
@@ -326,6 +331,8 @@ impl Writer {
             shared,
             thread: Some(thread),
             submitted: 0,
+            stalls: Cell::new(0),
+            stall_nanos: Cell::new(0),
         })
     }
 
@@ -367,7 +374,22 @@ impl Writer {
 
     /// Waits until job `job` has completed; fails if the writer has failed.
     pub fn wait_for(&self, job: u64) -> Result<()> {
-        self.shared.wait_for(job)
+        if job <= self.completed() {
+            return self.shared.wait_for(job);
+        }
+        let start = std::time::Instant::now();
+        let waited = self.shared.wait_for(job);
+        self.stalls.set(self.stalls.get() + 1);
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stall_nanos
+            .set(self.stall_nanos.get().saturating_add(nanos));
+        waited
+    }
+
+    /// How often the task thread waited in [`Writer::wait_for`] for a job not yet
+    /// completed, and for how many nanoseconds in all.
+    pub fn stalls(&self) -> (u64, u64) {
+        (self.stalls.get(), self.stall_nanos.get())
     }
 
     /// Queues the link of an incremental checkpoint (after every job submitted

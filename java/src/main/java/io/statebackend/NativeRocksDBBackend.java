@@ -83,6 +83,16 @@ public class NativeRocksDBBackend extends AbstractNativeBackend {
         return isIncremental();
     }
 
+    /**
+     * True, as for Flink's RocksDB backend: by default ({@code
+     * state.backend.rocksdb.memory.managed}) keyed backends take their memory from the slot's
+     * managed memory, so Flink gives keyed operators a share of it (docs/flink.md, "Memory").
+     */
+    @Override
+    public boolean useManagedMemory() {
+        return true;
+    }
+
     @Override
     NativeBackends.Kind kind() {
         return NativeBackends.Kind.ROCKSDB;

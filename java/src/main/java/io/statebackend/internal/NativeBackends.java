@@ -102,6 +102,7 @@ public final class NativeBackends {
         KeyGroupRange range = parameters.getKeyGroupRange();
         List<RestoreSource> sources = new ArrayList<>();
         List<KeyedStateHandle> canonical = new ArrayList<>();
+        SlotMemory memory = slotMemory(kind, rocksDBOptions, parameters);
         long id;
         try {
             for (KeyedStateHandle handle : parameters.getStateHandles()) {
@@ -142,7 +143,11 @@ public final class NativeBackends {
                             maxStateSize,
                             localDirectory(env, parameters.getOperatorIdentifier()),
                             nativeOptions(kind, rocksDBOptions),
+                            memory.nativeId(),
                             sources.toArray(new RestoreSource[0]));
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(memory, e);
+            throw e;
         } finally {
             for (RestoreSource source : sources) {
                 if (parameters.getCancelStreamRegistry().unregisterCloseable(source)) {
@@ -150,8 +155,9 @@ public final class NativeBackends {
                 }
             }
         }
+        NativeHandle handle = new NativeHandle(id, memory);
         if (!canonical.isEmpty() && !sources.isEmpty()) {
-            NativeBridge.close(id);
+            handle.close();
             throw new IllegalStateException(
                     kind.label
                             + " cannot restore a canonical savepoint and native snapshots at once");
@@ -163,14 +169,14 @@ public final class NativeBackends {
                         NativeKeyedStateBackend.restoredKeySerializer(
                                 id, env.getUserCodeClassLoader().asClassLoader(), keySerializer);
             } catch (IOException | StateMigrationException | RuntimeException e) {
-                NativeBridge.close(id);
+                handle.close();
                 throw new BackendBuildingException(
                         kind.label + " cannot restore " + range + ": " + e.getMessage(), e);
             }
         }
         NativeKeyedStateBackend<K> backend =
                 new NativeKeyedStateBackend<>(
-                        new NativeHandle(id),
+                        handle,
                         incremental,
                         kind.label
                                 + " keyed state of "
@@ -200,7 +206,38 @@ public final class NativeBackends {
                         e);
             }
         }
+        backend.registerMetrics(parameters.getMetricGroup());
         return backend;
+    }
+
+    /**
+     * The memory a RocksDB keyed backend runs in (see {@link SlotMemory}); the heap backends have
+     * none of their own.
+     */
+    private static SlotMemory slotMemory(
+            Kind kind,
+            Map<String, String> rocksDBOptions,
+            KeyedStateBackendParameters<?> parameters)
+            throws BackendBuildingException {
+        try {
+            return kind == Kind.ROCKSDB
+                    ? SlotMemory.acquire(
+                            rocksDBOptions,
+                            parameters.getEnv().getMemoryManager(),
+                            parameters.getManagedMemoryFraction())
+                    : SlotMemory.none();
+        } catch (Exception e) {
+            throw new BackendBuildingException(
+                    kind.label + " cannot take its memory: " + e.getMessage(), e);
+        }
+    }
+
+    private static void closeQuietly(SlotMemory memory, Exception failure) {
+        try {
+            memory.close();
+        } catch (Exception e) {
+            failure.addSuppressed(e);
+        }
     }
 
     /** One of the task manager's temporary directories, spread over subtasks. */

@@ -40,7 +40,26 @@ final class NativeBridge {
             long maxStateSize,
             String localDir,
             String[] rocksDBOptions,
+            long sharedMemory,
             RestoreSource[] restore);
+
+    /**
+     * A memory budget of {@code bytes} for several RocksDB backends (a slot's managed memory):
+     * {@code writeCacheRatio} of it for their write-back caches (split evenly among them), the rest
+     * for RocksDB's block cache and memtables (at most {@code writeBufferRatio} of that). Passed to
+     * {@link #open}; released with {@link #sharedMemoryRelease}.
+     */
+    static native long sharedMemoryCreate(
+            long bytes, double writeCacheRatio, double writeBufferRatio);
+
+    /**
+     * {@code [total, RocksDB's part, the write caches' part, backends sharing it, block cache
+     * usage]}, in bytes.
+     */
+    static native long[] sharedMemoryStats(long sharedMemory);
+
+    /** Releases a budget; backends opened with it keep it until they close. */
+    static native void sharedMemoryRelease(long sharedMemory);
 
     static native boolean rocksDBOptionKnown(String key);
 
@@ -199,6 +218,38 @@ final class NativeBridge {
 
     /** The names of the states the backend knows, in state-id order. */
     static native String[] stateNames(long handle);
+
+    /**
+     * One reading of the backend's metrics, or null when the backend is closed or busy in another
+     * call (never waits, never throws for those): the write cache's hits, misses, cached bytes,
+     * dirty bytes, runs in flight, writer stalls and stall nanoseconds ({@link #METRICS_HEADER}
+     * values), the values of {@link #metricStatistics}, then per state, in state-id order, its
+     * estimated entries and bytes followed by the values of {@link #metricProperties}; -1 for what
+     * is not known.
+     */
+    static native long[] metrics(long handle);
+
+    /** Values of {@link #metrics} before the statistics (the core's {@code ENCODED_HEADER}). */
+    static final int METRICS_HEADER = 7;
+
+    /** Values of {@link #metrics} per state before its properties ({@code ENCODED_PER_STATE}). */
+    static final int METRICS_PER_STATE = 2;
+
+    /**
+     * The RocksDB properties {@link #metrics} reads per state ({@code rocksdb.estimate-num-keys},
+     * …), as enabled by {@code state.backend.rocksdb.metrics.*}; empty for the heap backends.
+     */
+    static native String[] metricProperties(long handle);
+
+    /**
+     * The RocksDB statistics counters {@link #metrics} reads for the whole DB, by Flink's metric
+     * names ({@code rocksdb.block_cache_hit}, …), as enabled by {@code
+     * state.backend.rocksdb.metrics.*}; empty for the heap backends.
+     */
+    static native String[] metricStatistics(long handle);
+
+    /** {@code state.backend.rocksdb.metrics.column-family-as-variable}. */
+    static native boolean metricsColumnFamilyAsVariable(long handle);
 
     /**
      * An iterator over every entry, key group by key group, over a point-in-time view taken now

@@ -6,10 +6,20 @@ package io.statebackend.internal;
  */
 final class NativeHandle implements AutoCloseable {
     private final long id;
+
+    /** The memory the backend runs in, given up when it closes. */
+    private final SlotMemory memory;
+
     private volatile boolean closed;
 
-    NativeHandle(long id) {
+    NativeHandle(long id, SlotMemory memory) {
         this.id = id;
+        this.memory = memory;
+    }
+
+    /** The shared memory budget the backend runs in (its size is 0 if it has its own). */
+    SlotMemory memory() {
+        return memory;
     }
 
     long id() {
@@ -24,7 +34,15 @@ final class NativeHandle implements AutoCloseable {
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            NativeBridge.close(id);
+            try {
+                NativeBridge.close(id);
+            } finally {
+                try {
+                    memory.close();
+                } catch (Exception e) {
+                    throw new IllegalStateException("giving up the backend's memory: " + e, e);
+                }
+            }
         }
     }
 }

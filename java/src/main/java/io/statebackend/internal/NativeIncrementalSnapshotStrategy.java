@@ -52,9 +52,18 @@ final class NativeIncrementalSnapshotStrategy
 
     private long lastCompletedCheckpointId = -1;
 
-    NativeIncrementalSnapshotStrategy(NativeHandle backend, KeyGroupRange keyGroupRange) {
+    private final NativeMetrics.CheckpointDurations durations;
+
+    /**
+     * @param durations where the phases' durations go (metrics)
+     */
+    NativeIncrementalSnapshotStrategy(
+            NativeHandle backend,
+            KeyGroupRange keyGroupRange,
+            NativeMetrics.CheckpointDurations durations) {
         this.backend = backend;
         this.keyGroupRange = keyGroupRange;
+        this.durations = durations;
     }
 
     /** A native incremental snapshot, released if the asynchronous phase never consumes it. */
@@ -87,11 +96,15 @@ final class NativeIncrementalSnapshotStrategy
 
     @Override
     public Upload syncPrepareResources(long checkpointId) {
+        long start = System.nanoTime();
         Map<String, Stored> previous;
         synchronized (storedFiles) {
             previous = storedFiles.getOrDefault(lastCompletedCheckpointId, Collections.emptyMap());
         }
-        return new Upload(NativeBridge.snapshotIncremental(backend.id(), checkpointId), previous);
+        Upload upload =
+                new Upload(NativeBridge.snapshotIncremental(backend.id(), checkpointId), previous);
+        durations.sync(start);
+        return upload;
     }
 
     @Override
@@ -102,9 +115,13 @@ final class NativeIncrementalSnapshotStrategy
             CheckpointStreamFactory streamFactory,
             CheckpointOptions checkpointOptions) {
         return registry -> {
+            long start = System.nanoTime();
             List<StreamStateHandle> created = new ArrayList<>();
             try {
-                return write(upload, checkpointId, streamFactory, registry, created);
+                SnapshotResult<KeyedStateHandle> result =
+                        write(upload, checkpointId, streamFactory, registry, created);
+                durations.async(start);
+                return result;
             } catch (Exception e) {
                 // Nothing refers to the files stored so far.
                 for (StreamStateHandle handle : created) {

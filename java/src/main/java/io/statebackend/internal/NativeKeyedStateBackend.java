@@ -28,6 +28,7 @@ import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.checkpoint.CheckpointOptions;
 import org.apache.flink.runtime.checkpoint.SavepointType;
 import org.apache.flink.runtime.checkpoint.SnapshotType;
@@ -86,6 +87,12 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     private final HeapPriorityQueuesManager queuesManager;
     private K serializedKey;
 
+    /** Metrics (gauges in the operator's group): see {@link #registerMetrics}. */
+    private final NativeMetrics.CheckpointDurations checkpointDurations =
+            new NativeMetrics.CheckpointDurations();
+
+    private NativeMetrics metrics;
+
     NativeKeyedStateBackend(
             NativeHandle handle,
             boolean incremental,
@@ -113,12 +120,22 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         this.description = description;
         this.priorityQueueFactory = priorityQueueFactory;
         this.snapshotStrategy =
-                new NativeSnapshotStrategy(handle, keyGroupRange, this::snapshotFilters);
+                new NativeSnapshotStrategy(
+                        handle, keyGroupRange, this::snapshotFilters, checkpointDurations);
         this.incrementalStrategy =
-                incremental ? new NativeIncrementalSnapshotStrategy(handle, keyGroupRange) : null;
+                incremental
+                        ? new NativeIncrementalSnapshotStrategy(
+                                handle, keyGroupRange, checkpointDurations)
+                        : null;
         this.queuesManager =
                 new HeapPriorityQueuesManager(
                         queues, priorityQueueFactory, keyGroupRange, numberOfKeyGroups);
+    }
+
+    /** Registers this backend's metrics in {@code operatorGroup} ({@link NativeMetrics}). */
+    void registerMetrics(MetricGroup operatorGroup) {
+        metrics = new NativeMetrics(handle, operatorGroup, checkpointDurations);
+        states.forEach((name, state) -> metrics.stateRegistered(state.stateId, name));
     }
 
     /** Restores canonical savepoints (any Flink backend's) into this backend. */
@@ -136,6 +153,11 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
 
     NativeAccess access() {
         return access;
+    }
+
+    /** The shared memory budget this backend runs in (size 0: a budget of its own). */
+    SlotMemory memory() {
+        return handle.memory();
     }
 
     /** A private access for a thread other than the task's (queryable state). */
@@ -241,6 +263,9 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                 StateMetadata.encode(type, keySerializer, namespaceSerializer, valueSerializer);
         int id = NativeBridge.registerState(handle.id(), name, kind, metadata);
         snapshotTransforms.put(id, new SnapshotTransform(kind, snapshotTransformFactory));
+        if (metrics != null) {
+            metrics.stateRegistered(id, name);
+        }
         if (existing != null) {
             existing.update(namespaceSerializer, valueSerializer);
             return (IS) existing;

@@ -34,16 +34,22 @@ final class NativeSnapshotStrategy
     private final NativeHandle backend;
     private final KeyGroupRange keyGroupRange;
     private final Supplier<ValueFilter[]> filters;
+    private final NativeMetrics.CheckpointDurations durations;
 
     /**
      * @param filters the value filters of a snapshot taken now, by native state id (see {@link
      *     ValueFilter}); called in the synchronous phase
+     * @param durations where the phases' durations go (metrics)
      */
     NativeSnapshotStrategy(
-            NativeHandle backend, KeyGroupRange keyGroupRange, Supplier<ValueFilter[]> filters) {
+            NativeHandle backend,
+            KeyGroupRange keyGroupRange,
+            Supplier<ValueFilter[]> filters,
+            NativeMetrics.CheckpointDurations durations) {
         this.backend = backend;
         this.keyGroupRange = keyGroupRange;
         this.filters = filters;
+        this.durations = durations;
     }
 
     /**
@@ -139,8 +145,12 @@ final class NativeSnapshotStrategy
 
     @Override
     public PendingSnapshot syncPrepareResources(long checkpointId) {
+        long start = System.nanoTime();
         ValueFilter[] now = filters.get();
-        return new PendingSnapshot(NativeBridge.snapshot(backend.id(), checkpointId), now);
+        PendingSnapshot pending =
+                new PendingSnapshot(NativeBridge.snapshot(backend.id(), checkpointId), now);
+        durations.sync(start);
+        return pending;
     }
 
     @Override
@@ -150,7 +160,13 @@ final class NativeSnapshotStrategy
             long timestamp,
             CheckpointStreamFactory streamFactory,
             CheckpointOptions checkpointOptions) {
-        return registry -> write(pending, checkpointId, streamFactory, registry);
+        return registry -> {
+            long start = System.nanoTime();
+            SnapshotResult<KeyedStateHandle> result =
+                    write(pending, checkpointId, streamFactory, registry);
+            durations.async(start);
+            return result;
+        };
     }
 
     private SnapshotResult<KeyedStateHandle> write(

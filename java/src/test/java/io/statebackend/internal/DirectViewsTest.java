@@ -152,7 +152,7 @@ class DirectViewsTest {
      */
     @Test
     void elementsGetTheirLengthInFront() throws IOException {
-        NativeAccess access = new NativeAccess(new NativeHandle(0));
+        NativeAccess access = new NativeAccess(new NativeHandle(0, SlotMemory.none()));
         DataOutputSerializer expected = new DataOutputSerializer(16);
         DataOutputSerializer element = new DataOutputSerializer(16);
         // Lengths around the varint boundaries (1, 2 and 3 bytes); the buffer grows on the way.
@@ -175,7 +175,7 @@ class DirectViewsTest {
      */
     @Test
     void fixedLengthElementsAndSerializersThatWriteAnotherLength() throws IOException {
-        NativeAccess access = new NativeAccess(new NativeHandle(0));
+        NativeAccess access = new NativeAccess(new NativeHandle(0, SlotMemory.none()));
         DataOutputSerializer expected = new DataOutputSerializer(16);
         for (long v : new long[] {0, -1, Long.MIN_VALUE, 42}) {
             access.appendFixedElement(LongSerializer.INSTANCE, v, 8);

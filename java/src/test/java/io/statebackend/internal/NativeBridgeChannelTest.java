@@ -40,6 +40,7 @@ class NativeBridgeChannelTest {
                 Long.MAX_VALUE,
                 dir.toString(),
                 new String[0],
+                0,
                 new RestoreSource[0]);
     }
 

@@ -167,6 +167,9 @@ final class Backends implements AutoCloseable {
                 return new NativeFsBackend(checkpoints);
             case NATIVE_ROCKSDB:
                 NativeRocksDBBackend rocks = new NativeRocksDBBackend(checkpoints, incremental);
+                // A budget of its own unless -Dbench.rocksdb says otherwise: Flink's RocksDB
+                // backend here runs without managed memory too (what flink-benchmarks measures).
+                rocks.setRocksDBOption("state.backend.rocksdb.memory.managed", "false");
                 for (String option : System.getProperty("bench.rocksdb", "").split(",")) {
                     if (!option.isBlank()) {
                         String[] kv = option.split("=", 2);
@@ -191,11 +194,17 @@ final class Backends implements AutoCloseable {
         if (!local.mkdirs()) {
             throw new IOException("cannot create " + local);
         }
-        MockEnvironment env =
+        MockEnvironmentBuilder slot =
                 new MockEnvironmentBuilder()
                         .setMaxParallelism(MAX_PARALLELISM)
-                        .setIOManager(new IOManagerAsync(local.getPath()))
-                        .build();
+                        .setIOManager(new IOManagerAsync(local.getPath()));
+        // -Dbench.managed.mib=N: the slot's managed memory (for runs with
+        // -Dbench.rocksdb=state.backend.rocksdb.memory.managed=true).
+        String managed = System.getProperty("bench.managed.mib");
+        if (managed != null) {
+            slot.setManagedMemorySize(Long.parseLong(managed.trim()) << 20);
+        }
+        MockEnvironment env = slot.build();
         try {
             AbstractKeyedStateBackend<Long> keyed =
                     (AbstractKeyedStateBackend<Long>)
