@@ -314,6 +314,49 @@ typedef struct sb_snapshot_source {
 } sb_snapshot_source;
 
 /**
+ * A memory budget shared by several RocksDB backends of this process (what Flink
+ * gives the RocksDB backends of one task slot): one block cache for all of them,
+ * one limit on their memtables charged to it, and one budget for their write-back
+ * caches, split evenly among them. Free it with `sb_shared_memory_free`; backends
+ * opened with it keep it until they close.
+ */
+typedef struct sb_shared_memory {
+    uint64_t id;
+} sb_shared_memory;
+
+/**
+ * The counters of a RocksDB backend's write-back cache since it opened, and what it
+ * holds now.
+ */
+typedef struct sb_write_cache_metrics {
+    /**
+     * Point reads answered from the cache, and map scans answered from a kept map.
+     */
+    uint64_t hits;
+    /**
+     * Reads that went below the cache's table (to RocksDB or older layers).
+     */
+    uint64_t misses;
+    /**
+     * Bytes the cache takes now.
+     */
+    uint64_t cached_bytes;
+    /**
+     * Of those, bytes written and not yet handed to the cache's writer thread.
+     */
+    uint64_t dirty_bytes;
+    /**
+     * Runs of writes handed to the writer thread and not yet in RocksDB.
+     */
+    uint64_t runs_in_flight;
+    /**
+     * Times a call waited for the writer thread, and for how long in total.
+     */
+    uint64_t writer_stalls;
+    uint64_t writer_stall_nanos;
+} sb_write_cache_metrics;
+
+/**
  * A completed snapshot: what to restore from, and facts about it. Immutable and
  * usable from any thread; free it with `sb_snapshot_free`.
  */
@@ -399,6 +442,32 @@ typedef struct sb_pending_snapshot {
 } sb_pending_snapshot;
 
 /**
+ * How a shared memory budget is split, and used now.
+ */
+typedef struct sb_shared_memory_stats {
+    /**
+     * The whole budget.
+     */
+    uint64_t total_bytes;
+    /**
+     * RocksDB's part: block cache (data, index and filter blocks) and memtables.
+     */
+    uint64_t rocksdb_bytes;
+    /**
+     * The write-back caches' part, split evenly among `backends`.
+     */
+    uint64_t write_cache_bytes;
+    /**
+     * Open backends with a write-back cache using this budget.
+     */
+    uint64_t backends;
+    /**
+     * What the block cache holds now, memtables charged to it included.
+     */
+    uint64_t block_cache_usage;
+} sb_shared_memory_stats;
+
+/**
  * Facts about a completed snapshot.
  */
 typedef struct sb_snapshot_info {
@@ -416,6 +485,25 @@ typedef struct sb_snapshot_info {
      */
     uint32_t retention_warnings;
 } sb_snapshot_info;
+
+/**
+ * Estimates for one state; a `has_` flag is false where the backend has none (the
+ * heap backends count entries but not bytes per state).
+ */
+typedef struct sb_state_metrics {
+    /**
+     * Entries: (key, namespace) pairs on the heap backends; RocksDB's estimate of
+     * the state's keys (one per map entry) on the RocksDB backend, not counting
+     * writes its write-back cache has not handed over yet.
+     */
+    uint64_t entries;
+    /**
+     * Bytes: RocksDB's live data on disk plus its memtables for the state.
+     */
+    uint64_t bytes;
+    bool has_entries;
+    bool has_bytes;
+} sb_state_metrics;
 
 #ifdef __cplusplus
 extern "C" {
@@ -477,6 +565,27 @@ sb_status sb_backend_open_pairs(const char *const *keys,
                                 const struct sb_snapshot_source *sources,
                                 size_t n_sources,
                                 struct sb_backend *out);
+
+/**
+ * Like `sb_backend_open_pairs`, for a RocksDB backend whose block cache, memtables
+ * and write-back cache come from `memory` (shared with the other backends opened
+ * with it) instead of its own `state.backend.rocksdb.memory.fixed-per-slot` and
+ * `…write-cache.size`. Another backend kind is `SB_CONFIG_ERROR`.
+ */
+sb_status sb_backend_open_pairs_shared(const char *const *keys,
+                                       const char *const *values,
+                                       size_t n_pairs,
+                                       struct sb_shared_memory memory,
+                                       const struct sb_snapshot_source *sources,
+                                       size_t n_sources,
+                                       struct sb_backend *out);
+
+/**
+ * The counters of a RocksDB backend's write-back cache; `SB_NOT_FOUND` for a
+ * backend without one (the heap backends, or `write-cache.size` 0).
+ */
+sb_status sb_backend_write_cache_metrics(struct sb_backend backend,
+                                         struct sb_write_cache_metrics *out);
 
 /**
  * Appends `len` bytes at `data` to `buffer`.
@@ -863,6 +972,30 @@ sb_status sb_retained_checkpoints(struct sb_backend backend,
                                   size_t *count);
 
 /**
+ * Frees the handle; backends opened with the budget keep using it until they
+ * close. The zero handle is a no-op; a second free is `SB_INVALID_HANDLE`.
+ */
+sb_status sb_shared_memory_free(struct sb_shared_memory memory);
+
+/**
+ * How a budget is split and used now.
+ */
+sb_status sb_shared_memory_get_stats(struct sb_shared_memory memory,
+                                     struct sb_shared_memory_stats *out);
+
+/**
+ * Creates a memory budget of `bytes` for RocksDB backends to share:
+ * `write_cache_ratio` of it (0 up to, not including, 1; 0: no write-back caches)
+ * for their write-back caches, the rest for RocksDB, of which at most
+ * `write_buffer_ratio` (between 0 and 1) for memtables. A write-cache part under
+ * 4 MiB is `SB_CONFIG_ERROR`, as are ratios out of range.
+ */
+sb_status sb_shared_memory_new(uint64_t bytes,
+                               double write_cache_ratio,
+                               double write_buffer_ratio,
+                               struct sb_shared_memory *out);
+
+/**
  * A restore source for this snapshot, borrowing its bytes or path: valid until
  * `sb_snapshot_free(snapshot)`. Pass it to `sb_backend_open`.
  */
@@ -928,6 +1061,13 @@ sb_status sb_state_find(struct sb_backend backend,
                         const char *name,
                         uint32_t *state_id,
                         uint32_t *kind);
+
+/**
+ * Estimates of a state's entries and bytes (see `sb_state_metrics`).
+ */
+sb_status sb_state_get_metrics(struct sb_backend backend,
+                               uint32_t state_id,
+                               struct sb_state_metrics *out);
 
 /**
  * A state's kind (`sb_state_kind`). Unknown id: `SB_STATE_ERROR`.

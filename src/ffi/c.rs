@@ -415,6 +415,8 @@ mod iter;
 mod keyed;
 #[path = "c/keygroup.rs"]
 mod keygroup;
+#[path = "c/memory.rs"]
+mod memory;
 #[path = "c/operator.rs"]
 mod operator;
 #[path = "c/snapshot.rs"]
@@ -424,6 +426,7 @@ pub use backend::*;
 pub use iter::*;
 pub use keyed::*;
 pub use keygroup::*;
+pub use memory::*;
 pub use operator::*;
 pub use snapshot::*;
 

@@ -28,6 +28,7 @@ pub(crate) enum HandleKind {
     CKeysIter = 4,
     CEntriesIter = 5,
     CMapIter = 6,
+    CSharedMemory = 7,
     JniBackend = 0x4a,
     JniKeysIter = 0x4b,
     JniPendingSnapshot = 0x4c,

@@ -651,6 +651,80 @@ static void test_config_sources(void) {
     OK(sb_backend_close(b));
 }
 
+/* ---- a shared memory budget and metrics ------------------------------------------- */
+
+static void open_shared(sb_shared_memory m, const char *name, sb_backend *out) {
+    char url[1024], local[1024];
+    const char *keys[3], *values[3];
+    url_for(name, url, sizeof url);
+    snprintf(local, sizeof local, "%s/local-%s", workdir, name);
+    keys[0] = "state.backend.type";
+    values[0] = "rocksdb";
+    keys[1] = "state.checkpoints.dir";
+    values[1] = url;
+    keys[2] = "state.backend.native.local-dir";
+    values[2] = local;
+    OK(sb_backend_open_pairs_shared(keys, values, 3, m, NULL, 0, out));
+}
+
+static void fill_values(sb_backend b, uint32_t *state) {
+    uint32_t i;
+    OK(sb_register_state(b, "v", SB_STATE_VALUE, bl(NULL, 0), state));
+    for (i = 0; i < NKEYS; i++) {
+        char key[16];
+        uint8_t v[8], got[8];
+        size_t len = 0;
+        key_of(i, key);
+        u64_le(i, v);
+        OK(sb_value_put(b, *state, key_group(i), sl(key), sl("n"), bl(v, 8)));
+        OK(sb_value_get(b, *state, key_group(i), sl(key), sl("n"), got, 8, &len));
+        CHECK(len == 8 && le_u64(got) == i);
+    }
+}
+
+static void test_shared_memory(void) {
+    sb_shared_memory m = {0};
+    sb_shared_memory_stats st;
+    sb_backend a = {0}, b = {0}, h = {0};
+    sb_write_cache_metrics wc;
+    sb_state_metrics sm;
+    uint32_t sa = 0, sb2 = 0, sh = 0;
+
+    OK(sb_shared_memory_new(64u << 20, 0.5, 0.5, &m));
+    OK(sb_shared_memory_get_stats(m, &st));
+    CHECK(st.total_bytes == 64u << 20 && st.rocksdb_bytes == 32u << 20 &&
+          st.write_cache_bytes == 32u << 20 && st.backends == 0);
+    open_shared(m, "shared-a", &a);
+    open_shared(m, "shared-b", &b);
+    OK(sb_shared_memory_get_stats(m, &st));
+    CHECK(st.backends == 2);
+    OK(sb_backend_close(b));
+    OK(sb_shared_memory_get_stats(m, &st));
+    CHECK(st.backends == 1);
+    open_shared(m, "shared-b2", &b);
+    /* The backends keep the budget after its handle is freed. */
+    OK(sb_shared_memory_free(m));
+    EXPECT(sb_shared_memory_get_stats(m, &st), SB_INVALID_HANDLE);
+    fill_values(a, &sa);
+    fill_values(b, &sb2);
+
+    OK(sb_backend_write_cache_metrics(a, &wc));
+    CHECK(wc.hits >= NKEYS && wc.cached_bytes > 0 && wc.dirty_bytes > 0);
+    OK(sb_state_get_metrics(a, sa, &sm));
+    CHECK(sm.has_entries && sm.has_bytes);
+    EXPECT(sb_state_get_metrics(a, 7, &sm), SB_STATE_ERROR);
+    OK(sb_backend_close(a));
+    OK(sb_backend_close(b));
+
+    /* The heap backends: entries counted, no write cache. */
+    OK(open_instance(SB_BACKEND_MEMORY, NULL, 0, 1, NULL, 0, &h));
+    fill_values(h, &sh);
+    EXPECT(sb_backend_write_cache_metrics(h, &wc), SB_NOT_FOUND);
+    OK(sb_state_get_metrics(h, sh, &sm));
+    CHECK(sm.has_entries && sm.entries == NKEYS && !sm.has_bytes);
+    OK(sb_backend_close(h));
+}
+
 /* ---- threads ------------------------------------------------------------------------- */
 
 struct writer_args {
@@ -803,6 +877,7 @@ int main(int argc, char **argv) {
     test_backend(SB_BACKEND_ROCKSDB);
     test_merge();
     test_config_sources();
+    test_shared_memory();
     test_two_threads_one_backend();
     test_async_snapshot(SB_BACKEND_MEMORY);
     test_async_snapshot(SB_BACKEND_FS);

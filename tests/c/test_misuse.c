@@ -387,6 +387,37 @@ static void limit_cases(void) {
     CHECK(count == 0);
 }
 
+static void memory_cases(void) {
+    sb_shared_memory m = {0}, zero = {0};
+    sb_shared_memory_stats st;
+    sb_backend b = {0};
+    sb_write_cache_metrics wc;
+    sb_state_metrics sm;
+    const char *keys[1] = {"state.backend.type"}, *values[1] = {"hashmap"};
+
+    BAD(sb_shared_memory_new(64u << 20, 0.5, 0.5, NULL), SB_NULL_POINTER);
+    /* The write cache's part would be 3 MiB, under the 4 MiB it needs. */
+    BAD(sb_shared_memory_new(6u << 20, 0.5, 0.5, &m), SB_CONFIG_ERROR);
+    BAD(sb_shared_memory_new(64u << 20, 1.5, 0.5, &m), SB_CONFIG_ERROR);
+    BAD(sb_shared_memory_new(64u << 20, 0.5, 0.0, &m), SB_CONFIG_ERROR);
+    BAD(sb_shared_memory_get_stats(zero, &st), SB_INVALID_HANDLE);
+    OK(sb_shared_memory_new(64u << 20, 0.5, 0.5, &m));
+    BAD(sb_shared_memory_get_stats(m, NULL), SB_NULL_POINTER);
+    /* Only the RocksDB backend takes a shared budget. */
+    BAD(sb_backend_open_pairs_shared(keys, values, 1, m, NULL, 0, &b), SB_CONFIG_ERROR);
+    BAD(sb_backend_open_pairs_shared(keys, values, 1, zero, NULL, 0, &b), SB_CONFIG_ERROR);
+    OK(sb_shared_memory_free(m));
+    BAD(sb_shared_memory_free(m), SB_INVALID_HANDLE);
+    OK(sb_shared_memory_free(zero));
+
+    OK(sb_backend_open_pairs(NULL, NULL, 0, NULL, 0, &b));
+    BAD(sb_backend_write_cache_metrics(b, NULL), SB_NULL_POINTER);
+    BAD(sb_state_get_metrics(b, 0, NULL), SB_NULL_POINTER);
+    BAD(sb_state_get_metrics(b, 0, &sm), SB_STATE_ERROR);
+    OK(sb_backend_close(b));
+    BAD(sb_backend_write_cache_metrics(b, &wc), SB_INVALID_HANDLE);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s WORKDIR\n", argv[0]);
@@ -400,6 +431,7 @@ int main(int argc, char **argv) {
     keygroup_cases();
     handle_cases();
     limit_cases();
+    memory_cases();
     printf("test_misuse: bad-input cases: %d\n", cases);
     return finish_checks("test_misuse");
 }

@@ -241,7 +241,7 @@ unsafe fn convert_sources(
         .collect()
 }
 
-unsafe fn open(
+pub(crate) unsafe fn open(
     config: Config,
     sources: *const sb_snapshot_source,
     n_sources: usize,
@@ -294,18 +294,7 @@ pub unsafe extern "C" fn sb_backend_open_pairs(
     out: *mut sb_backend,
 ) -> sb_status {
     ffi_boundary!("sb_backend_open_pairs", {
-        let mut pairs = Vec::with_capacity(n_pairs.min(1024));
-        if n_pairs > 0 {
-            non_null(keys, "keys")?;
-            non_null(values, "values")?;
-            for i in 0..n_pairs {
-                pairs.push((
-                    string(*keys.add(i), &format!("keys[{i}]"))?,
-                    string(*values.add(i), &format!("values[{i}]"))?,
-                ));
-            }
-        }
-        let config = Config::from_pairs(pairs)?;
+        let config = super::memory::config_from_pairs(keys, values, n_pairs)?;
         open(config, sources, n_sources, out)
     })
 }
