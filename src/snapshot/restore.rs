@@ -105,20 +105,28 @@ pub(crate) fn restore(
         }
         match &s.manifest.keyed {
             KeyedData::Full(full) => {
-                for &(kg, offset) in &full.key_group_offsets {
-                    if !own.contains(kg) {
-                        continue;
+                let mut groups: Vec<(u32, u64)> = full
+                    .key_group_offsets
+                    .iter()
+                    .copied()
+                    .filter(|&(kg, _)| own.contains(kg))
+                    .collect();
+                // Ascending, so that a store can write sorted files.
+                groups.sort_unstable();
+                store.restore_entries(&mut |sink| {
+                    for &(kg, offset) in &groups {
+                        s.read_key_group(kg, offset, &mut |e: EntryRef<'_>| {
+                            sink(
+                                kg,
+                                EntryRef {
+                                    state: ids[e.state as usize],
+                                    ..e
+                                },
+                            )
+                        })?;
                     }
-                    s.read_key_group(kg, offset, &mut |e: EntryRef<'_>| {
-                        store.restore_entry(
-                            kg,
-                            EntryRef {
-                                state: ids[e.state as usize],
-                                ..e
-                            },
-                        )
-                    })?;
-                }
+                    Ok(())
+                })?;
             }
             KeyedData::Files(files) => {
                 let Some(shared) = s.manifest.key_group_range.intersect(&own) else {
@@ -133,17 +141,20 @@ pub(crate) fn restore(
                         incremental::download(sources, files, dir)
                     })?;
                 let view = source.view()?;
-                for kg in shared.iter() {
-                    view.for_each_in_key_group(kg, None, &mut |e| {
-                        store.restore_entry(
-                            kg,
-                            EntryRef {
-                                state: ids[e.state as usize],
-                                ..e
-                            },
-                        )
-                    })?;
-                }
+                store.restore_entries(&mut |sink| {
+                    for kg in shared.iter() {
+                        view.for_each_in_key_group(kg, None, &mut |e| {
+                            sink(
+                                kg,
+                                EntryRef {
+                                    state: ids[e.state as usize],
+                                    ..e
+                                },
+                            )
+                        })?;
+                    }
+                    Ok(())
+                })?;
             }
         }
     }

@@ -44,6 +44,13 @@ pub type MapVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'v;
 /// Visitor over entries; returning an error stops the walk.
 pub type EntryVisitor<'v> = dyn FnMut(EntryRef<'_>) -> Result<()> + 'v;
 
+/// Where a restore puts entries: (key group, entry).
+pub type RestoreSink<'v> = dyn FnMut(u32, EntryRef<'_>) -> Result<()> + 'v;
+
+/// Produces a restore's entries into the sink it is given (see
+/// [`KeyedStore::restore_entries`]).
+pub type RestoreFeed<'v> = dyn FnMut(&mut RestoreSink<'_>) -> Result<()> + 'v;
+
 /// The primitive operations of a keyed store.
 pub trait KeyedStore: Send {
     /// Number of states the store has room for (ids `0..n`).
@@ -202,6 +209,14 @@ pub trait KeyedStore: Send {
     /// The synchronous snapshot phase: a consistent, immutable view whose cost must
     /// not grow with the amount of state. Later writes never show in it.
     fn view(&self) -> Result<Box<dyn StoreView>>;
+
+    /// Restores the entries `feed` produces: it calls the sink it is given once per
+    /// entry, key groups in ascending order where it can. A store may write them
+    /// faster than one [`KeyedStore::restore_entry`] each (RocksDB: sorted files
+    /// ingested whole); by default it writes them one by one.
+    fn restore_entries(&mut self, feed: &mut RestoreFeed<'_>) -> Result<()> {
+        feed(&mut |kg, e| self.restore_entry(kg, e))
+    }
 
     /// Writes one restored entry.
     fn restore_entry(&mut self, kg: u32, e: EntryRef<'_>) -> Result<()> {

@@ -530,7 +530,90 @@ fn corrupt_key(k: &[u8]) -> Error {
     Error::RocksDb(format!("malformed key in the working DB: {k:02x?}"))
 }
 
+/// Restored entries per file: a file is ingested, and the next one begun, once it
+/// holds this much.
+const RESTORE_FILE_BYTES: usize = 256 << 20;
+
+/// One state's file of a restore being written: its keys ascend.
+struct RestoreFile<'a> {
+    sst: NewSst<'a>,
+    last_key: Vec<u8>,
+    bytes: usize,
+}
+
+impl RocksStore {
+    /// [`KeyedStore::restore_entries`]: each state's entries go into sorted files
+    /// that RocksDB ingests whole, skipping the memtable, its flushes and the
+    /// compactions of what they would have written. Entries that come out of order
+    /// (a snapshot of the heap store lists a key group in its table's order, or
+    /// snapshots of several old instances come interleaved) are put one by one.
+    fn restore_sorted(&mut self, feed: &mut crate::store::RestoreFeed<'_>) -> Result<()> {
+        let writer = self.writer();
+        let mut files: Vec<Option<RestoreFile<'_>>> = Vec::new();
+        let mut key = Vec::with_capacity(64);
+        let mut written = 0u64;
+        let finish = |s: StateId, file: RestoreFile<'_>| -> Result<()> {
+            let path = file.sst.finish()?;
+            if !writer.ingest(s, &path)? {
+                // Entries put one by one overlap it in the memtable.
+                writer.flush(s)?;
+                if !writer.ingest(s, &path)? {
+                    return Err(Error::RocksDb(format!(
+                        "cannot ingest the restored file {}",
+                        path.display()
+                    )));
+                }
+            }
+            Ok(())
+        };
+        feed(&mut |kg, e| {
+            encode_prefix(&mut key, kg, e.key, e.namespace);
+            let value = match e.data {
+                EntryData::Value(v) | EntryData::List(v) => v,
+                EntryData::MapEntry { user_key, value } => {
+                    key.extend_from_slice(user_key);
+                    value
+                }
+            };
+            let s = e.state as usize;
+            if files.len() <= s {
+                files.resize_with(s + 1, || None);
+            }
+            if files[s].as_ref().is_some_and(|f| key <= f.last_key) {
+                return self.restore_entry(kg, e);
+            }
+            if files[s].is_none() {
+                written += 1;
+                files[s] = Some(RestoreFile {
+                    sst: writer.new_sst(&format!("restore-{s}-{written}.sst"))?,
+                    last_key: Vec::new(),
+                    bytes: 0,
+                });
+            }
+            let file = files[s].as_mut().expect("just made");
+            file.sst.add(&key, SstOp::Put(value))?;
+            file.last_key.clear();
+            file.last_key.extend_from_slice(&key);
+            file.bytes += key.len() + value.len();
+            if file.bytes >= RESTORE_FILE_BYTES {
+                finish(e.state, files[s].take().expect("present"))?;
+            }
+            Ok(())
+        })?;
+        for (s, file) in files.into_iter().enumerate() {
+            if let Some(file) = file {
+                finish(s as StateId, file)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl KeyedStore for RocksStore {
+    fn restore_entries(&mut self, feed: &mut crate::store::RestoreFeed<'_>) -> Result<()> {
+        self.restore_sorted(feed)
+    }
+
     fn num_states(&self) -> usize {
         self.states.len()
     }

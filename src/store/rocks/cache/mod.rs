@@ -1013,6 +1013,13 @@ impl KeyedStore for CachedRocksStore {
     }
 
     /// Restores go straight to RocksDB: the cache is empty while a backend restores.
+    fn restore_entries(&mut self, feed: &mut crate::store::RestoreFeed<'_>) -> Result<()> {
+        let cache = self.cache.get_mut();
+        cache.images.clear();
+        cache.before_direct_write()?;
+        self.rocks.restore_entries(feed)
+    }
+
     fn restore_entry(&mut self, kg: u32, e: EntryRef<'_>) -> Result<()> {
         let cache = self.cache.get_mut();
         cache.images.clear();
