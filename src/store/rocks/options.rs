@@ -333,6 +333,16 @@ impl RocksOptions {
                     o.write_cache_dirty_size =
                         usize::try_from(size()?).map_err(|_| err(key, value, "too large"))?;
                 }
+                // Timers stay in Flink's heap queues for now (issue 17, part 3): both
+                // of Flink's values are accepted, anything else is a mistake.
+                "timer-service.factory" => {
+                    if !matches!(
+                        value.trim().to_ascii_uppercase().as_str(),
+                        "HEAP" | "ROCKSDB"
+                    ) {
+                        return Err(err(key, value, "expected HEAP or ROCKSDB"));
+                    }
+                }
                 // Read by the Flink integration for a slot's shared budget; checked here.
                 "memory.managed" => {
                     if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
@@ -402,6 +412,21 @@ fn compression(name: &str) -> Option<DBCompressionType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timer_service_factory_takes_flinks_values() {
+        for ok in ["HEAP", "ROCKSDB", "rocksdb"] {
+            let options = BTreeMap::from([("timer-service.factory".to_string(), ok.to_string())]);
+            assert!(RocksOptions::from_config(&options).is_ok(), "{ok}");
+        }
+        let options = BTreeMap::from([("timer-service.factory".to_string(), "FORST".to_string())]);
+        let e = RocksOptions::from_config(&options).unwrap_err().to_string();
+        assert!(
+            e.contains("state.backend.rocksdb.timer-service.factory")
+                && e.contains("HEAP or ROCKSDB"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn every_known_option_is_applied_or_accepted() {
