@@ -81,14 +81,26 @@ final class SlotMemory implements AutoCloseable {
                 ratio(options, WRITE_BUFFER_RATIO, DEFAULT_WRITE_BUFFER_RATIO, false);
         String fixed = options.get(FIXED_PER_SLOT);
         if (fixed != null) {
-            long bytes = MemorySize.parse(fixed).getBytes();
+            long bytes;
+            try {
+                bytes = MemorySize.parse(fixed).getBytes();
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(
+                        FIXED_PER_SLOT + ": expected a memory size such as 256 mb, got " + fixed,
+                        e);
+            }
             return new SlotMemory(
                     memoryManager.getExternalSharedMemoryResource(
                             FIXED_TYPE,
                             size -> NativeBudget.create(size, writeCacheRatio, writeBufferRatio),
                             bytes));
         }
-        if (!Boolean.parseBoolean(options.getOrDefault(MANAGED, "true").trim())) {
+        String managed = options.getOrDefault(MANAGED, "true").trim();
+        if (!managed.equalsIgnoreCase("true") && !managed.equalsIgnoreCase("false")) {
+            throw new IllegalArgumentException(
+                    MANAGED + ": expected true or false, got " + managed);
+        }
+        if (managed.equalsIgnoreCase("false")) {
             return none();
         }
         if (!(fraction > 0)) {

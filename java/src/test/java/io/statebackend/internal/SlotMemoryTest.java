@@ -157,6 +157,11 @@ class SlotMemoryTest {
             managed.setRocksDBOption("state.backend.rocksdb.memory.managed", "maybe");
             assertThatThrownBy(() -> keyed(managed, env, 1.0))
                     .hasMessageContaining("state.backend.rocksdb.memory.managed");
+            NativeRocksDBBackend fixed = backend();
+            fixed.setRocksDBOption("state.backend.rocksdb.memory.fixed-per-slot", "lots");
+            assertThatThrownBy(() -> keyed(fixed, env, 1.0))
+                    .hasMessageContaining("state.backend.rocksdb.memory.fixed-per-slot")
+                    .hasMessageContaining("lots");
             assertThatThrownBy(() -> keyed(backend(), env, 0.0))
                     .hasMessageContaining("managed memory fraction 0.0")
                     .hasMessageContaining("state.backend.rocksdb.memory.fixed-per-slot");
