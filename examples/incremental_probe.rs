@@ -2,7 +2,7 @@
 //! "second checkpoint uploads 342 MiB").
 //!
 //! ```text
-//! cargo run --release --example incremental_probe -- [MIB [WAIT_MS [DIR]]]
+//! cargo run --release --example incremental_probe -- [MIB [WAIT_MS [DIR [COMPACTION_WAIT]]]]
 //! ```
 //!
 //! Fills `MIB` (default 1024) of value state (1 KiB incompressible values, 2 key
@@ -12,7 +12,9 @@
 //! checkpoint, the bytes it refers to, the bytes it uploaded and its new SST files.
 //! With `WAIT_MS` 0 the first checkpoint after the fill's also carries the outputs of
 //! the compactions still running after the fill; once those have settled, a
-//! checkpoint uploads about the changed 1%.
+//! checkpoint uploads about the changed 1%. `COMPACTION_WAIT` (e.g. `30 s`) sets
+//! `state.backend.rocksdb.incremental.compaction-wait`: each checkpoint then lets
+//! the pending compactions finish before it links its files.
 
 use statebackend::keygroup::key_group_for_hash;
 use statebackend::snapshot::manifest::KeyedData;
@@ -44,11 +46,14 @@ fn main() -> statebackend::Result<()> {
     let (mib, wait_ms) = (arg(1, 1024), arg(2, 0));
     let temp = tempfile::tempdir().expect("a temporary directory");
     let dir = args.get(3).map_or(temp.path().to_path_buf(), Into::into);
-    let config = Config::rocksdb(&format!("file://{}", dir.join("checkpoints").display()))?
+    let mut config = Config::rocksdb(&format!("file://{}", dir.join("checkpoints").display()))?
         .with_local_dir(dir.join("local"))
         .with_max_parallelism(2)?
         .with_incremental(true)
         .with_retained_checkpoints(5);
+    if let Some(wait) = args.get(4) {
+        config.set_rocksdb_option("state.backend.rocksdb.incremental.compaction-wait", wait)?;
+    }
     let mut backend = StateBackend::open(config)?;
     let state = backend.register_state("v", StateKind::Value, b"")?;
     let keys = mib * 1024;

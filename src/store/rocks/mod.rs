@@ -42,6 +42,8 @@ const WORKDIR_PREFIX: &str = "statebackend-rocksdb-";
 /// its working directory is deleted.
 struct OpenDb {
     db: Db,
+    /// See [`RocksOptions::compaction_wait`].
+    compaction_wait: std::time::Duration,
     /// The DB's options when `state.backend.rocksdb.metrics.*` enabled statistics
     /// counters: they hold RocksDB's statistics object, which the DB shares.
     statistics: Option<Options>,
@@ -192,6 +194,7 @@ impl RocksStore {
         Ok(RocksStore {
             inner: Arc::new(OpenDb {
                 db,
+                compaction_wait: options.compaction_wait,
                 statistics: (!options.metrics.statistics.is_empty()).then_some(db_options),
                 _cache: cache,
                 _write_buffers: write_buffers,
@@ -433,8 +436,26 @@ impl DbWriter {
         Ok(self.inner.db.write_opt(batch, &self.write)?)
     }
 
-    /// See [`RocksStore::local_checkpoint`].
+    /// See [`RocksStore::local_checkpoint`]. With `incremental.compaction-wait`, the
+    /// memtables are flushed and RocksDB's pending compactions get up to that long to
+    /// finish first: a checkpoint right after a bulk load then links the compacted
+    /// files, and the next ones upload what changed instead of the compactions'
+    /// outputs. It runs on the writer thread, after the runs before the checkpoint:
+    /// the checkpoint's content does not change, and the task thread waits only if it
+    /// must hand over a run meanwhile.
     pub(crate) fn local_checkpoint(&self) -> Result<LocalCheckpoint> {
+        let wait = self.inner.compaction_wait;
+        if !wait.is_zero() {
+            let mut options = rocksdb::WaitForCompactOptions::default();
+            options.set_flush(true);
+            options.set_timeout(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
+            // Past the timeout the checkpoint links what there is.
+            if let Err(e) = self.inner.db.wait_for_compact(&options) {
+                if !e.to_string().to_ascii_lowercase().contains("timed out") {
+                    return Err(e.into());
+                }
+            }
+        }
         link(&self.inner)
     }
 

@@ -37,6 +37,10 @@ pub struct RocksOptions {
     pub write_cache_size: usize,
     /// Of those, bytes not yet written to RocksDB (`write-cache.dirty-size`).
     pub write_cache_dirty_size: usize,
+    /// How long an incremental checkpoint lets RocksDB finish its pending
+    /// compactions before it links its files (`incremental.compaction-wait`; zero:
+    /// not at all). See `DbWriter::local_checkpoint`.
+    pub compaction_wait: std::time::Duration,
     /// The RocksDB properties read as metrics (`metrics.*` set to true).
     pub metrics: MetricOptions,
 }
@@ -173,6 +177,7 @@ const APPLIED: &[&str] = &[
     "compression.per.level",
     "write-cache.size",
     "write-cache.dirty-size",
+    "incremental.compaction-wait",
 ];
 
 /// Keys read by the Flink integration when it sizes a slot's shared memory budget
@@ -207,6 +212,7 @@ impl Default for RocksOptions {
             background_jobs: 2,
             write_cache_size: 256 << 20,
             write_cache_dirty_size: 32 << 20,
+            compaction_wait: std::time::Duration::ZERO,
             metrics: MetricOptions::default(),
         }
     }
@@ -333,6 +339,15 @@ impl RocksOptions {
                     o.write_cache_dirty_size =
                         usize::try_from(size()?).map_err(|_| err(key, value, "too large"))?;
                 }
+                "incremental.compaction-wait" => {
+                    o.compaction_wait = parse_duration(value).ok_or_else(|| {
+                        err(
+                            key,
+                            value,
+                            "expected a duration such as 0, 500 ms, 10 s or 1 min",
+                        )
+                    })?;
+                }
                 // Timers stay in Flink's heap queues for now (issue 17, part 3): both
                 // of Flink's values are accepted, anything else is a mistake.
                 "timer-service.factory" => {
@@ -399,6 +414,26 @@ impl RocksOptions {
     }
 }
 
+/// A duration in Flink's notation: a number and a unit (`ms`, `s`, `min`, `h`, or
+/// their long names; none: milliseconds).
+fn parse_duration(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim().to_ascii_lowercase();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let amount: u64 = value[..split].parse().ok()?;
+    let millis = match value[split..].trim() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "m" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(
+        amount.checked_mul(millis)?,
+    ))
+}
+
 fn compression(name: &str) -> Option<DBCompressionType> {
     Some(match name.to_ascii_uppercase().as_str() {
         "NO_COMPRESSION" | "NONE" => DBCompressionType::None,
@@ -412,6 +447,29 @@ fn compression(name: &str) -> Option<DBCompressionType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_wait_is_a_duration() {
+        let wait = |v: &str| {
+            RocksOptions::from_config(&BTreeMap::from([(
+                "incremental.compaction-wait".to_string(),
+                v.to_string(),
+            )]))
+            .map(|o| o.compaction_wait)
+        };
+        assert_eq!(wait("10 s").unwrap(), std::time::Duration::from_secs(10));
+        assert_eq!(
+            wait("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(wait("1 min").unwrap(), std::time::Duration::from_secs(60));
+        assert_eq!(wait("0").unwrap(), std::time::Duration::ZERO);
+        let e = wait("soon").unwrap_err().to_string();
+        assert!(
+            e.contains("state.backend.rocksdb.incremental.compaction-wait"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn timer_service_factory_takes_flinks_values() {
