@@ -15,18 +15,9 @@ use statebackend::keygroup::key_group_for_hash;
 use statebackend::{Config, StateBackend, StateKind};
 use std::time::Instant;
 
-/// 1 KiB of pseudo-random bytes for key `k` (xorshift).
-fn value(k: u64) -> Vec<u8> {
-    let mut x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..128)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect()
-}
+#[path = "support/values.rs"]
+mod values;
+use values::value;
 
 fn main() -> statebackend::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -48,7 +39,7 @@ fn main() -> statebackend::Result<()> {
     let kg = |k: u64| key_group_for_hash(k as i32, key_groups);
     let t = Instant::now();
     for k in 0..keys {
-        backend.value_put(state, kg(k)?, &k.to_be_bytes(), b"", &value(k))?;
+        backend.value_put(state, kg(k)?, &k.to_be_bytes(), b"", &value(k, 0))?;
     }
     println!("filled {mib} MiB in {:.1} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
@@ -69,7 +60,7 @@ fn main() -> statebackend::Result<()> {
         let mut out = Vec::new();
         for k in (0..keys).step_by(97) {
             assert!(restored.value_get(state, kg(k)?, &k.to_be_bytes(), b"", &mut out)?);
-            assert_eq!(out, value(k), "key {k}");
+            assert_eq!(out, value(k, 0), "key {k}");
         }
         println!("restore {run}: {took:.2} s");
     }

@@ -672,8 +672,20 @@ impl StateBackend {
             states,
             statistics: self.store.statistics(&options.statistics),
             statistic_names: options.statistics,
-            write_cache: self.store.write_cache_metrics(),
+            write_cache: self.write_cache_metrics(),
         }
+    }
+
+    /// The estimates of one state, without the RocksDB properties of
+    /// [`StateBackend::metrics`].
+    pub fn state_metrics(&self, s: StateId) -> Result<crate::metrics::StateMetrics> {
+        self.registry.get(s)?;
+        Ok(self.store.state_metrics(s, &[]))
+    }
+
+    /// The write-back cache's counters, when the store has one.
+    pub fn write_cache_metrics(&self) -> Option<crate::metrics::WriteCacheMetrics> {
+        self.store.write_cache_metrics()
     }
 
     /// Which RocksDB properties and statistics counters [`StateBackend::metrics`]

@@ -460,8 +460,25 @@ impl Config {
 
     /// Checks the settings except the checkpoint directory, which a backend whose
     /// snapshots go elsewhere (a caller-provided storage or stream) does not need.
+    /// A shared memory budget ([`Config::memory`]) is for the RocksDB backend only.
+    pub fn check_shared_memory_allowed(&self) -> Result<()> {
+        if self.backend == BackendKind::RocksDb {
+            return Ok(());
+        }
+        Err(Error::Config {
+            key: keys::BACKEND_TYPE.into(),
+            value: self.backend.name().into(),
+            reason:
+                "a shared memory budget is for the RocksDB backend (state.backend.type: rocksdb)"
+                    .into(),
+        })
+    }
+
     pub fn validate_settings(&self) -> Result<()> {
         keygroup::check_max_parallelism(self.max_parallelism)?;
+        if self.memory.is_some() {
+            self.check_shared_memory_allowed()?;
+        }
         if self.key_group_range.end() >= self.max_parallelism {
             return Err(Error::Config {
                 key: keys::KEY_GROUP_RANGE.into(),

@@ -3,6 +3,8 @@
 //! work from any retained checkpoint, and crashes and corruption are handled.
 
 mod common;
+#[path = "../examples/support/values.rs"]
+mod values;
 
 use common::{config, dump, CrashingStorage};
 use statebackend::checkpoint_storage::file::FileStorage;
@@ -241,22 +243,10 @@ fn compaction_wait_keeps_later_checkpoints_to_what_changed() {
     let s = b
         .register_state("v", statebackend::StateKind::Value, b"")
         .unwrap();
-    let value = |k: u64, round: u64| -> Vec<u8> {
-        let mut x =
-            k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (round + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-        (0..128)
-            .flat_map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()
-            })
-            .collect()
-    };
     let keys = 512 * 1024u64;
     let put = |b: &mut StateBackend, k: u64, round: u64| {
         let kg = statebackend::keygroup::key_group_for_hash(k as i32, 2).unwrap();
-        b.value_put(s, kg, &k.to_be_bytes(), b"", &value(k, round))
+        b.value_put(s, kg, &k.to_be_bytes(), b"", &values::value(k, round))
             .unwrap();
     };
     for k in 0..keys {

@@ -8,7 +8,7 @@ use super::SnapshotHandle;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::operator::OperatorStateStore;
-use crate::state::{StateKind, StateRegistry};
+use crate::state::{StateId, StateKind, StateRegistry};
 use crate::store::rocks::RocksStore;
 use crate::store::{EntryRef, KeyedStore};
 
@@ -59,6 +59,14 @@ pub(crate) fn choose_base(config: &Config, snapshots: &[OpenSnapshot]) -> Option
         })
         .max()
         .map(|(_, i)| i)
+}
+
+/// An entry of a snapshot with its state id mapped to this backend's (`ids`).
+fn renumbered<'e>(ids: &[StateId], e: EntryRef<'e>) -> EntryRef<'e> {
+    EntryRef {
+        state: ids[e.state as usize],
+        ..e
+    }
 }
 
 /// Opens the RocksDB store of a restore from the incremental snapshot `base`: its
@@ -116,13 +124,7 @@ pub(crate) fn restore(
                 store.restore_entries(&mut |sink| {
                     for &(kg, offset) in &groups {
                         s.read_key_group(kg, offset, &mut |e: EntryRef<'_>| {
-                            sink(
-                                kg,
-                                EntryRef {
-                                    state: ids[e.state as usize],
-                                    ..e
-                                },
-                            )
+                            sink(kg, renumbered(&ids, e))
                         })?;
                     }
                     Ok(())
@@ -144,13 +146,7 @@ pub(crate) fn restore(
                 store.restore_entries(&mut |sink| {
                     for kg in shared.iter() {
                         view.for_each_in_key_group(kg, None, &mut |e| {
-                            sink(
-                                kg,
-                                EntryRef {
-                                    state: ids[e.state as usize],
-                                    ..e
-                                },
-                            )
+                            sink(kg, renumbered(&ids, e))
                         })?;
                     }
                     Ok(())

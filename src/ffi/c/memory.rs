@@ -156,12 +156,7 @@ pub unsafe extern "C" fn sb_backend_open_pairs_shared(
 ) -> sb_status {
     ffi_boundary!("sb_backend_open_pairs_shared", {
         let mut config = config_from_pairs(keys, values, n_pairs)?;
-        if config.backend != crate::BackendKind::RocksDb {
-            return Err(Fail::new(
-                SB_CONFIG_ERROR,
-                "a shared memory budget is for the RocksDB backend (state.backend.type: rocksdb)",
-            ));
-        }
+        config.check_shared_memory_allowed()?;
         config.memory = Some(SharedMemory::clone(&*shared_memory(memory)?));
         open(config, sources, n_sources, out)
     })
@@ -176,7 +171,7 @@ pub unsafe extern "C" fn sb_backend_write_cache_metrics(
 ) -> sb_status {
     ffi_boundary!("sb_backend_write_cache_metrics", {
         non_null(out, "out")?;
-        let Some(m) = with_backend(backend, |c| Ok(c.backend.metrics().write_cache))? else {
+        let Some(m) = with_backend(backend, |c| Ok(c.backend.write_cache_metrics()))? else {
             return not_found();
         };
         out.write(sb_write_cache_metrics {
@@ -201,16 +196,7 @@ pub unsafe extern "C" fn sb_state_get_metrics(
 ) -> sb_status {
     ffi_boundary!("sb_state_get_metrics", {
         non_null(out, "out")?;
-        let m = with_backend(backend, |c| {
-            let mut all = c.backend.metrics();
-            if state_id as usize >= all.states.len() {
-                return Err(Fail::new(
-                    SB_STATE_ERROR,
-                    format!("no state with id {state_id}"),
-                ));
-            }
-            Ok(all.states.swap_remove(state_id as usize))
-        })?;
+        let m = with_backend(backend, |c| Ok(c.backend.state_metrics(state_id)?))?;
         out.write(sb_state_metrics {
             entries: m.entries.unwrap_or(0),
             bytes: m.bytes.unwrap_or(0),

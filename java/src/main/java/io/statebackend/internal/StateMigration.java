@@ -33,6 +33,7 @@ final class StateMigration implements NativeBridge.Migrator {
     private final DataInputDeserializer in = new DataInputDeserializer();
     private final DataOutputSerializer out = new DataOutputSerializer(4096);
     private final DataOutputSerializer scratch = new DataOutputSerializer(256);
+    private final DataOutputSerializer element = new DataOutputSerializer(64);
 
     /**
      * For lists and maps, {@code previous} and {@code current} are the state's serializers ({@link
@@ -179,7 +180,6 @@ final class StateMigration implements NativeBridge.Migrator {
     private DataOutputSerializer migrateList(int len) throws IOException {
         int end = in.getPosition() + len;
         scratch.clear();
-        DataOutputSerializer element = new DataOutputSerializer(64);
         while (in.getPosition() < end) {
             int elementLen = NativeListState.readVarint(in);
             int elementEnd = in.getPosition() + elementLen;
