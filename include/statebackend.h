@@ -149,6 +149,11 @@ enum sb_state_kind
     SB_STATE_VALUE = 0,
     SB_STATE_LIST = 1,
     SB_STATE_MAP = 2,
+    /**
+     * Byte strings per key group in byte order (timers): `sb_set_add`,
+     * `sb_set_remove`, `sb_set_range`.
+     */
+    SB_STATE_SORTED_SET = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -970,6 +975,42 @@ sb_status sb_retained_checkpoints(struct sb_backend backend,
                                   uint64_t *ids,
                                   size_t cap,
                                   size_t *count);
+
+/**
+ * Adds `element` to sorted set state `state` (`SB_STATE_SORTED_SET`) in
+ * `key_group` (present: no-op). A sorted set keeps byte strings per key group in
+ * byte order, as timers: serialize the time first, big-endian (sign bit flipped
+ * if it can be negative), so that byte order is time order.
+ */
+sb_status sb_set_add(struct sb_backend backend,
+                     uint32_t state,
+                     uint32_t key_group,
+                     struct sb_slice element);
+
+/**
+ * Copies up to `limit` elements of sorted set state `state` in `key_group`, the
+ * smallest above `*after` (NULL: from the smallest), ascending, into `buf` in the
+ * list encoding (walk it with `sb_list_next`), with the required-size protocol;
+ * `*len` = 0 if there are none. Page through a set by passing the last element
+ * of one call as `after` of the next (the RocksDB backend seeks there, past the
+ * elements removed before it).
+ */
+sb_status sb_set_range(struct sb_backend backend,
+                       uint32_t state,
+                       uint32_t key_group,
+                       const struct sb_slice *after,
+                       size_t limit,
+                       uint8_t *buf,
+                       size_t cap,
+                       size_t *len);
+
+/**
+ * Removes `element` from sorted set state `state` in `key_group` (absent: no-op).
+ */
+sb_status sb_set_remove(struct sb_backend backend,
+                        uint32_t state,
+                        uint32_t key_group,
+                        struct sb_slice element);
 
 /**
  * Frees the handle; backends opened with the budget keep using it until they

@@ -481,11 +481,63 @@ impl StateBackend {
         Ok(())
     }
 
+    // ---- sorted set state (timers) ---------------------------------------------------
+
+    /// Adds `element` to the sorted set `s` of key group `kg` (nothing if it is there).
+    pub fn set_add(&mut self, s: StateId, kg: u32, element: &[u8]) -> Result<()> {
+        self.check(s, StateKind::SortedSet, kg, &[element])?;
+        self.store.set_add(s, kg, element)
+    }
+
+    /// Removes `element` from the sorted set `s` of key group `kg` (nothing if it is
+    /// not there).
+    pub fn set_remove(&mut self, s: StateId, kg: u32, element: &[u8]) -> Result<()> {
+        self.check(s, StateKind::SortedSet, kg, &[element])?;
+        self.store.set_remove(s, kg, element)
+    }
+
+    /// Up to `limit` elements of the sorted set `s` of key group `kg` above `after`
+    /// (from the smallest: None), ascending by bytes, appended to `out` in the list
+    /// encoding (see [`crate::codec`]); returns how many.
+    pub fn set_range(
+        &self,
+        s: StateId,
+        kg: u32,
+        after: Option<&[u8]>,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        self.check(s, StateKind::SortedSet, kg, &[])?;
+        let mut n = 0;
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.store.set_range(s, kg, after, &mut |element| {
+            put_list_element(out, element);
+            n += 1;
+            Ok(n < limit)
+        })?;
+        Ok(n)
+    }
+
     // ---- any state ------------------------------------------------------------------
 
-    /// Removes whatever (key, namespace) holds in state `s`, of any kind.
+    /// The kind of state `s`, which must be one with keys and namespaces.
+    fn keyed_kind(&self, s: StateId) -> Result<StateKind> {
+        let info = self.registry.get(s)?;
+        if info.kind == StateKind::SortedSet {
+            return Err(Error::State(format!(
+                "state '{}' is a sorted set: it has no keys or namespaces; remove its \
+                 elements one by one",
+                info.name
+            )));
+        }
+        Ok(info.kind)
+    }
+
+    /// Removes whatever (key, namespace) holds in state `s`, of any keyed kind.
     pub fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {
-        let kind = self.registry.get(s)?.kind;
+        let kind = self.keyed_kind(s)?;
         self.check(s, kind, kg, &[])?;
         self.store.clear(s, kg, key, ns)
     }
@@ -505,7 +557,7 @@ impl StateBackend {
         sources: &[&[u8]],
         reduce: Option<&mut ReduceFn<'_>>,
     ) -> Result<()> {
-        let kind = self.registry.get(s)?.kind;
+        let kind = self.keyed_kind(s)?;
         self.check(s, kind, kg, &[key, target])?;
         let sources: Vec<&[u8]> = sources.iter().copied().filter(|&n| n != target).collect();
         let mut buf = Vec::new();
@@ -521,6 +573,7 @@ impl StateBackend {
                     }
                 }
             }
+            StateKind::SortedSet => unreachable!("refused by keyed_kind"),
             StateKind::Map => {
                 for &ns in &sources {
                     let mut entries = Vec::new();
@@ -639,6 +692,13 @@ impl StateBackend {
         migrate: &mut crate::migration::MigrateFn<'_>,
     ) -> Result<crate::migration::MigrationStats> {
         let kind = self.registry.get(s)?.kind;
+        if kind == StateKind::SortedSet {
+            return Err(Error::State(format!(
+                "state '{}' is a sorted set (timers): sorted sets are not migrated, their \
+                 elements are ordered by their serialized bytes",
+                self.registry.get(s)?.name
+            )));
+        }
         let entries =
             crate::migration::entries_of(self.store.as_ref(), self.config.key_group_range, s)?;
         crate::migration::migrate(

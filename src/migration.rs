@@ -108,6 +108,12 @@ pub(crate) fn migrate(
                         store.list_replace(s, *kg, key, ns, &e.value)?;
                     }
                 }
+                StateKind::SortedSet => {
+                    return Err(Error::invalid(
+                        "sorted set states (timers) are not migrated: their elements are \
+                         ordered by their serialized bytes",
+                    ))
+                }
                 StateKind::Map => {
                     if user_keys_change {
                         let group = (*kg, key.clone(), ns.clone());

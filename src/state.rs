@@ -7,14 +7,17 @@ use std::collections::HashMap;
 /// A registered state's handle: its index in registration order.
 pub type StateId = u32;
 
-/// The three physical kinds. Reducing and aggregating states are values whose
-/// merge function runs in the caller.
+/// The physical kinds. Reducing and aggregating states are values whose merge
+/// function runs in the caller. A sorted set (Flink's timers) holds byte strings
+/// per key group, in byte order; it is stored as the user keys of one map per key
+/// group, under an empty key and namespace, with empty values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum StateKind {
     Value = 0,
     List = 1,
     Map = 2,
+    SortedSet = 3,
 }
 
 impl StateKind {
@@ -23,6 +26,7 @@ impl StateKind {
             StateKind::Value => "value",
             StateKind::List => "list",
             StateKind::Map => "map",
+            StateKind::SortedSet => "sorted set",
         }
     }
 
@@ -31,6 +35,7 @@ impl StateKind {
             0 => Some(StateKind::Value),
             1 => Some(StateKind::List),
             2 => Some(StateKind::Map),
+            3 => Some(StateKind::SortedSet),
             _ => None,
         }
     }

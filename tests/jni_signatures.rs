@@ -187,6 +187,7 @@ fn java_constants_are_the_cores() {
         ("KIND_VALUE", StateKind::Value),
         ("KIND_LIST", StateKind::List),
         ("KIND_MAP", StateKind::Map),
+        ("KIND_SORTED_SET", StateKind::SortedSet),
     ] {
         assert_eq!(constant(name), kind as u8 as i64, "{name}");
     }

@@ -11,11 +11,14 @@ use statebackend::{BackendKind, PendingSnapshot, SnapshotHandle, StateBackend, S
 use std::collections::BTreeMap;
 
 const MAX_PAR: u32 = 16;
-const STATES: [(&str, StateKind); 3] = [
+const STATES: [(&str, StateKind); 4] = [
     ("v", StateKind::Value),
     ("l", StateKind::List),
     ("m", StateKind::Map),
+    ("t", StateKind::SortedSet),
 ];
+/// The sorted set's id; its elements live under an empty key and namespace.
+const SET: u32 = 3;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -26,6 +29,9 @@ enum Op {
     ListUpdate(i32, u8, Vec<Vec<u8>>),
     MapPut(i32, u8, u8, Vec<u8>),
     MapRemove(i32, u8, u8),
+    /// Into the sorted set, in the key group of the key.
+    SetAdd(i32, Vec<u8>),
+    SetRemove(i32, Vec<u8>),
     Clear(usize, i32, u8),
     Merge(usize, i32, u8, Vec<u8>),
     /// Synchronous phase now, asynchronous phase after the next operation.
@@ -36,6 +42,12 @@ enum Op {
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..6)
+}
+
+/// Sorted-set elements: short, from a small alphabet, so that they collide, prefix
+/// one another and sort unlike their lengths.
+fn element() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![0u8, 1, 0x7f, 0xff]), 0..4)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -51,6 +63,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(k, n, v)| Op::ListUpdate(k, n, v)),
         3 => (key.clone(), ns.clone(), 0u8..4, bytes()).prop_map(|(k, n, u, v)| Op::MapPut(k, n, u, v)),
         1 => (key.clone(), ns.clone(), 0u8..4).prop_map(|(k, n, u)| Op::MapRemove(k, n, u)),
+        3 => (key.clone(), element()).prop_map(|(k, e)| Op::SetAdd(k, e)),
+        2 => (key.clone(), element()).prop_map(|(k, e)| Op::SetRemove(k, e)),
         1 => (0usize..3, key.clone(), ns.clone()).prop_map(|(s, k, n)| Op::Clear(s, k, n)),
         1 => (0usize..3, key.clone(), ns.clone(), prop::collection::vec(0u8..3, 0..3))
             .prop_map(|(s, k, t, src)| Op::Merge(s, k, t, src)),
@@ -84,6 +98,18 @@ impl Model {
             key_bytes(k),
             ns_bytes(n),
         )
+    }
+
+    fn set_slot(k: i32) -> (String, u32, Vec<u8>, Vec<u8>) {
+        ("t".to_string(), kg_of(k, MAX_PAR), Vec::new(), Vec::new())
+    }
+
+    /// The sorted set of the key group of `k`, ascending.
+    fn set(&self, k: i32) -> Vec<Vec<u8>> {
+        match self.0.get(&Self::set_slot(k)) {
+            Some(DumpValue::Map(set)) => set.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn apply(&mut self, op: &Op) {
@@ -136,6 +162,23 @@ impl Model {
                 if let Some(DumpValue::Map(map)) = m.get_mut(&slot) {
                     map.remove(&vec![*u]);
                     if map.is_empty() {
+                        m.remove(&slot);
+                    }
+                }
+            }
+            Op::SetAdd(k, e) => {
+                let slot = Self::set_slot(*k);
+                let set = m.entry(slot).or_insert(DumpValue::Map(BTreeMap::new()));
+                let DumpValue::Map(set) = set else {
+                    unreachable!()
+                };
+                set.insert(e.clone(), Vec::new());
+            }
+            Op::SetRemove(k, e) => {
+                let slot = Self::set_slot(*k);
+                if let Some(DumpValue::Map(set)) = m.get_mut(&slot) {
+                    set.remove(e);
+                    if set.is_empty() {
                         m.remove(&slot);
                     }
                 }
@@ -288,6 +331,14 @@ impl Cluster {
                 b.map_remove(2, kg, &key_bytes(*k), &ns_bytes(*n), &[*u])
                     .unwrap();
             }
+            Op::SetAdd(k, e) => {
+                let (b, kg) = self.at(*k);
+                b.set_add(SET, kg, e).unwrap();
+            }
+            Op::SetRemove(k, e) => {
+                let (b, kg) = self.at(*k);
+                b.set_remove(SET, kg, e).unwrap();
+            }
             Op::Clear(s, k, n) => {
                 let (b, kg) = self.at(*k);
                 b.clear(*s as u32, kg, &key_bytes(*k), &ns_bytes(*n))
@@ -312,8 +363,45 @@ impl Cluster {
         }
     }
 
+    /// The sorted set of `k`'s key group read in pages of `page` elements.
+    fn set_pages(&self, k: i32, page: usize) -> Vec<Vec<u8>> {
+        let kg = kg_of(k, MAX_PAR);
+        let b = &self.instances[owner(kg, MAX_PAR, self.instances.len() as u32)];
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut out = Vec::new();
+            let after = all.last().cloned();
+            let n = b
+                .set_range(SET, kg, after.as_deref(), page, &mut out)
+                .unwrap();
+            let elements: Vec<Vec<u8>> = statebackend::codec::ListElements::new(&out)
+                .map(<[u8]>::to_vec)
+                .collect();
+            assert_eq!(elements.len(), n);
+            assert!(n <= page);
+            all.extend(elements);
+            if n < page {
+                return all;
+            }
+        }
+    }
+
     /// Point reads of the slot an operation touched, against the model.
     fn check_reads(&self, op: &Op, model: &Model) {
+        if let Op::SetAdd(k, _) | Op::SetRemove(k, _) = op {
+            let want = model.set(*k);
+            assert_eq!(
+                self.set_pages(*k, usize::MAX),
+                want,
+                "sorted set of key {k}"
+            );
+            assert_eq!(
+                self.set_pages(*k, 2),
+                want,
+                "sorted set of key {k} by pages"
+            );
+            return;
+        }
         let (k, n) = match op {
             Op::ValuePut(k, n, _)
             | Op::ValueDelete(k, n)
@@ -383,7 +471,7 @@ impl Cluster {
             .sum();
         assert_eq!(total, model.0.len() as u64, "num_entries");
         for n in 0u8..3 {
-            for (s, (name, _)) in STATES.iter().enumerate() {
+            for (s, (name, _)) in STATES[..3].iter().enumerate() {
                 let mut got = Vec::new();
                 for b in &self.instances {
                     for k in b.keys(s as u32, &ns_bytes(n)).unwrap() {

@@ -100,6 +100,9 @@ pub enum sb_state_kind {
     SB_STATE_VALUE = 0,
     SB_STATE_LIST = 1,
     SB_STATE_MAP = 2,
+    /// Byte strings per key group in byte order (timers): `sb_set_add`,
+    /// `sb_set_remove`, `sb_set_range`.
+    SB_STATE_SORTED_SET = 3,
 }
 
 /// How an operator list state is redistributed on restore.
@@ -151,6 +154,7 @@ impl From<crate::StateKind> for sb_state_kind {
             crate::StateKind::Value => SB_STATE_VALUE,
             crate::StateKind::List => SB_STATE_LIST,
             crate::StateKind::Map => SB_STATE_MAP,
+            crate::StateKind::SortedSet => SB_STATE_SORTED_SET,
         }
     }
 }
@@ -161,6 +165,7 @@ impl From<sb_state_kind> for crate::StateKind {
             SB_STATE_VALUE => crate::StateKind::Value,
             SB_STATE_LIST => crate::StateKind::List,
             SB_STATE_MAP => crate::StateKind::Map,
+            SB_STATE_SORTED_SET => crate::StateKind::SortedSet,
         }
     }
 }

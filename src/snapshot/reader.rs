@@ -444,7 +444,7 @@ impl OpenSnapshot {
                     validate_list(list).ok_or_else(|| bad("list elements"))?;
                     EntryData::List(list)
                 }
-                (TAG_MAP_ENTRY, StateKind::Map) => EntryData::MapEntry {
+                (TAG_MAP_ENTRY, StateKind::Map | StateKind::SortedSet) => EntryData::MapEntry {
                     user_key: take_bytes(&mut rest).ok_or_else(|| bad("user key"))?,
                     value: take_bytes(&mut rest).ok_or_else(|| bad("map value"))?,
                 },

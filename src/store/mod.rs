@@ -41,6 +41,9 @@ pub enum EntryData<'a> {
 /// Visitor over the (user key, value) pairs of one map; an error stops the walk.
 pub type MapVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'v;
 
+/// Visitor over the elements of a sorted set: false stops the walk, as an error does.
+pub type SetVisitor<'v> = dyn FnMut(&[u8]) -> Result<bool> + 'v;
+
 /// Visitor over entries; returning an error stops the walk.
 pub type EntryVisitor<'v> = dyn FnMut(EntryRef<'_>) -> Result<()> + 'v;
 
@@ -170,6 +173,42 @@ pub trait KeyedStore: Send {
         ns: &[u8],
         f: &mut MapVisitor<'_>,
     ) -> Result<()>;
+
+    /// Adds `element` to sorted set `s` of key group `kg`: the user key of the map
+    /// under an empty key and namespace, with an empty value.
+    fn set_add(&mut self, s: StateId, kg: u32, element: &[u8]) -> Result<()> {
+        self.map_put(s, kg, &[], &[], element, &[])
+    }
+
+    fn set_remove(&mut self, s: StateId, kg: u32, element: &[u8]) -> Result<()> {
+        self.map_remove(s, kg, &[], &[], element)
+    }
+
+    /// Visits the elements of sorted set `s` of key group `kg` above `after` (all:
+    /// None), ascending by bytes, while `f` returns true. By default the set is read
+    /// whole and sorted (the heap store); the RocksDB stores seek.
+    fn set_range(
+        &self,
+        s: StateId,
+        kg: u32,
+        after: Option<&[u8]>,
+        f: &mut SetVisitor<'_>,
+    ) -> Result<()> {
+        let mut elements = Vec::new();
+        self.map_for_each(s, kg, &[], &[], &mut |element, _| {
+            if after.is_none_or(|a| element > a) {
+                elements.push(element.to_vec());
+            }
+            Ok(())
+        })?;
+        elements.sort_unstable();
+        for element in &elements {
+            if !f(element)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Removes whatever (key, namespace) holds in state `s`.
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()>;

@@ -211,7 +211,7 @@ static void state_cases(void) {
     BAD(sb_register_state(b, NULL, SB_STATE_VALUE, none(), &v), SB_NULL_POINTER);
     BAD(sb_register_state(b, "", SB_STATE_VALUE, none(), &v), SB_INVALID_ARGUMENT);
     BAD(sb_register_state(b, "bad\xff", SB_STATE_VALUE, none(), &v), SB_INVALID_ARGUMENT);
-    BAD(sb_register_state(b, "x", 3, none(), &v), SB_INVALID_ARGUMENT);
+    BAD(sb_register_state(b, "x", 4, none(), &v), SB_INVALID_ARGUMENT);
     BAD(sb_register_state(b, "v", SB_STATE_MAP, none(), &v), SB_STATE_ERROR);
     BAD(sb_register_state(b, "y", SB_STATE_VALUE, none(), NULL), SB_NULL_POINTER);
     BAD(sb_register_state(b, "y", SB_STATE_VALUE, bl(NULL, 4), &kind), SB_NULL_POINTER);
@@ -234,6 +234,10 @@ static void state_cases(void) {
     BAD(sb_value_get(b, v, 7, sl("k"), none(), buf, 3, &len), SB_BUFFER_TOO_SMALL);
     CHECK(len == 14);
     BAD(sb_value_delete(b, m, 7, sl("k"), none()), SB_STATE_ERROR);
+    BAD(sb_set_add(b, m, 7, sl("e")), SB_STATE_ERROR);
+    BAD(sb_set_add(b, 99, 7, sl("e")), SB_STATE_ERROR);
+    BAD(sb_set_remove(b, v, 7, bl(NULL, 2)), SB_NULL_POINTER);
+    BAD(sb_set_range(b, m, 7, NULL, 4, buf, sizeof buf, &len), SB_STATE_ERROR);
 
     BAD(sb_list_add(b, v, 7, sl("k"), none(), sl("e")), SB_STATE_ERROR);
     BAD(sb_list_add_all(b, l, 7, sl("k"), none(), NULL, 2), SB_NULL_POINTER);

@@ -102,7 +102,8 @@ TRAILER = 16      # single stream: manifest_offset u64le + magic 8
 CHUNK = 1 << 20   # DbFile.chunk_crcs: one CRC32C per 1 MiB
 
 BACKENDS = ["Memory", "Fs", "RocksDb"]
-KINDS = ["value", "list", "map"]  # StateInfo.kind index 0,1,2 ; record tag = index+1
+KINDS = ["value", "list", "map", "sorted set"]  # StateInfo.kind 0..3
+TAGS = [1, 2, 3, 3]  # the record tag of each kind: a sorted set's elements are map records
 DISTRIBUTIONS = ["EvenSplit", "Union"]
 KEYED = ["Full", "Files"]
 LOCATIONS = ["Inline", "File", "Stream"]
@@ -370,7 +371,7 @@ def decode_records(dfile, data, base, kg, pstart, pend, r):
             st = r.states[sid]
             if tag not in (1, 2, 3):
                 raise ValueError("unknown record tag %d" % tag)
-            if tag != st["kind"] + 1:
+            if tag != TAGS[st["kind"]]:
                 raise ValueError("tag %d does not match kind %s of state %d (%s)"
                                  % (tag, KINDS[st["kind"]], sid, st["name"]))
             key, pos = read_bytes(data, pos, pend)

@@ -1,4 +1,4 @@
-//! Keyed state access: value, list and map state, clear, namespace merge.
+//! Keyed state access: value, list, map and sorted set state, clear, namespace merge.
 //!
 //! Every access names the state id, the key group (`sb_key_group_for_hash`), the
 //! key and the namespace; all are opaque bytes serialized by the caller.
@@ -292,6 +292,76 @@ pub unsafe extern "C" fn sb_map_put(
         with_backend(backend, |c| {
             c.backend.map_put(state, key_group, key, ns, uk, value)?;
             Ok(SB_OK)
+        })
+    })
+}
+
+/// Adds `element` to sorted set state `state` (`SB_STATE_SORTED_SET`) in
+/// `key_group` (present: no-op). A sorted set keeps byte strings per key group in
+/// byte order, as timers: serialize the time first, big-endian (sign bit flipped
+/// if it can be negative), so that byte order is time order.
+#[no_mangle]
+pub unsafe extern "C" fn sb_set_add(
+    backend: sb_backend,
+    state: u32,
+    key_group: u32,
+    element: sb_slice,
+) -> sb_status {
+    ffi_boundary!("sb_set_add", {
+        let element = bytes(element, "element")?;
+        with_backend(backend, |c| {
+            c.backend.set_add(state, key_group, element)?;
+            Ok(SB_OK)
+        })
+    })
+}
+
+/// Removes `element` from sorted set state `state` in `key_group` (absent: no-op).
+#[no_mangle]
+pub unsafe extern "C" fn sb_set_remove(
+    backend: sb_backend,
+    state: u32,
+    key_group: u32,
+    element: sb_slice,
+) -> sb_status {
+    ffi_boundary!("sb_set_remove", {
+        let element = bytes(element, "element")?;
+        with_backend(backend, |c| {
+            c.backend.set_remove(state, key_group, element)?;
+            Ok(SB_OK)
+        })
+    })
+}
+
+/// Copies up to `limit` elements of sorted set state `state` in `key_group`, the
+/// smallest above `*after` (NULL: from the smallest), ascending, into `buf` in the
+/// list encoding (walk it with `sb_list_next`), with the required-size protocol;
+/// `*len` = 0 if there are none. Page through a set by passing the last element
+/// of one call as `after` of the next (the RocksDB backend seeks there, past the
+/// elements removed before it).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sb_set_range(
+    backend: sb_backend,
+    state: u32,
+    key_group: u32,
+    after: *const sb_slice,
+    limit: usize,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+) -> sb_status {
+    ffi_boundary!("sb_set_range", {
+        non_null(len, "len")?;
+        let after = match after.as_ref() {
+            Some(after) => Some(bytes(*after, "after")?),
+            None => None,
+        };
+        with_backend(backend, |c| {
+            c.scratch.clear();
+            c.backend
+                .set_range(state, key_group, after, limit, &mut c.scratch)?;
+            copy_out(&c.scratch, buf, cap, len, "the elements")
         })
     })
 }

@@ -3,7 +3,7 @@
 
 use super::args::{emit, fields, key_group, state_id, too_small};
 use super::backend::with_channel;
-use super::{access, ABSENT};
+use super::{access, Failure, ABSENT};
 use ::jni::objects::JClass;
 use ::jni::sys::{jboolean, jint, jlong};
 use ::jni::EnvUnowned;
@@ -369,6 +369,82 @@ pub extern "system" fn Java_io_statebackend_internal_NativeBridge_mapEntries<'l>
                 }
             }
             Ok(at as jint)
+        })
+    })
+}
+
+// ---- sorted set state (timers) ------------------------------------------------------
+
+/// in: the element.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_setAdd<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    channel: jint,
+    state: jint,
+    kg: jint,
+    element_len: jint,
+) {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [element] = fields(input, [element_len])?;
+            Ok(backend.set_add(state_id(state)?, key_group(kg)?, element)?)
+        })
+    })
+}
+
+/// in: the element.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_setRemove<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    channel: jint,
+    state: jint,
+    kg: jint,
+    element_len: jint,
+) {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, _, input, _| {
+            let [element] = fields(input, [element_len])?;
+            Ok(backend.set_remove(state_id(state)?, key_group(kg)?, element)?)
+        })
+    })
+}
+
+/// in: the element to start after (`after_len` -1: from the smallest); out: up to
+/// `limit` elements above it, ascending, in the list encoding. Returns the length
+/// (0: none) or too-small.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_io_statebackend_internal_NativeBridge_setRange<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    channel: jint,
+    state: jint,
+    kg: jint,
+    after_len: jint,
+    limit: jint,
+) -> jint {
+    access(&mut env, || {
+        with_channel(handle, channel, |backend, scratch, input, out| {
+            let after = match after_len {
+                -1 => None,
+                len => Some(fields(input, [len])?[0]),
+            };
+            let limit = usize::try_from(limit)
+                .map_err(|_| Failure::Argument(format!("a negative limit: {limit}")))?;
+            scratch.bytes.clear();
+            backend.set_range(
+                state_id(state)?,
+                key_group(kg)?,
+                after,
+                limit,
+                &mut scratch.bytes,
+            )?;
+            emit(out, &scratch.bytes)
         })
     })
 }

@@ -95,7 +95,7 @@ impl KeyedStore for HeapStore {
         self.states.push(match kind {
             StateKind::Value => HeapState::Value(new_tables(n)),
             StateKind::List => HeapState::List(new_tables(n)),
-            StateKind::Map => HeapState::Map(new_tables(n)),
+            StateKind::Map | StateKind::SortedSet => HeapState::Map(new_tables(n)),
         });
         Ok(())
     }

@@ -15,7 +15,7 @@ pub mod options;
 use self::options::RocksOptions;
 use super::{
     CheckpointLink, EntryData, EntryRef, EntryVisitor, KeyedStore, LocalCheckpoint, MapVisitor,
-    StoreView,
+    SetVisitor, StoreView,
 };
 use crate::codec::{get_varint, put_varint};
 use crate::config::Config;
@@ -323,6 +323,18 @@ impl RocksStore {
         &self,
         s: StateId,
         prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.scan_from(s, prefix, prefix, f)
+    }
+
+    /// Visits the (key, value) pairs under `prefix` in state `s` from `from` on (a key
+    /// that starts with `prefix`), in key order, while `f` returns true.
+    pub(super) fn scan_from(
+        &self,
+        s: StateId,
+        prefix: &[u8],
+        from: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let cf = self.cf(s);
@@ -332,7 +344,7 @@ impl RocksStore {
             read.set_iterate_upper_bound(end);
         }
         let mut it = self.db().raw_iterator_cf_opt(&cf, read);
-        it.seek(prefix);
+        it.seek(from);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !k.starts_with(prefix) || !f(k, v)? {
                 break;
@@ -767,6 +779,24 @@ impl KeyedStore for RocksStore {
         Ok(empty)
     }
 
+    fn set_range(
+        &self,
+        s: StateId,
+        kg: u32,
+        after: Option<&[u8]>,
+        f: &mut SetVisitor<'_>,
+    ) -> Result<()> {
+        let prefix = self.with_key(kg, &[], &[], None, <[u8]>::to_vec);
+        let from = [&prefix[..], after.unwrap_or_default()].concat();
+        self.scan_from(s, &prefix, &from, |k, _| {
+            let element = &k[prefix.len()..];
+            if after == Some(element) {
+                return Ok(true);
+            }
+            f(element)
+        })
+    }
+
     fn map_for_each(
         &self,
         s: StateId,
@@ -822,7 +852,7 @@ impl KeyedStore for RocksStore {
             it.seek_to_first();
             let mut last: Vec<u8> = Vec::new();
             while let Some(k) = it.key() {
-                if *kind == StateKind::Map {
+                if matches!(kind, StateKind::Map | StateKind::SortedSet) {
                     let (_, _, user_key) = split_key(k).ok_or_else(|| corrupt_key(k))?;
                     let prefix = &k[..k.len() - user_key.len()];
                     if prefix != last.as_slice() {
@@ -955,7 +985,7 @@ impl RocksView {
         let data = match self.states[s as usize].1 {
             StateKind::Value => EntryData::Value(v),
             StateKind::List => EntryData::List(v),
-            StateKind::Map => EntryData::MapEntry { user_key, value: v },
+            StateKind::Map | StateKind::SortedSet => EntryData::MapEntry { user_key, value: v },
         };
         Ok(EntryRef {
             state: s,

@@ -180,21 +180,25 @@ const APPLIED: &[&str] = &[
     "incremental.compaction-wait",
 ];
 
-/// Keys read by the Flink integration when it sizes a slot's shared memory budget
-/// (`memory.managed`, `memory.write-cache-ratio`; see `store::rocks::memory`), and
-/// accepted here without effect on one backend of its own.
-const SLOT_MEMORY: &[&str] = &["memory.managed", "memory.write-cache-ratio"];
+/// Keys read by the Flink integration, checked here and without effect on the core:
+/// a slot's shared memory budget (`memory.managed`, `memory.write-cache-ratio`; see
+/// `store::rocks::memory`) and where timers live (`timer-service.factory`: ROCKSDB,
+/// native sorted sets; HEAP, Flink's heap queues).
+const FLINK_INTEGRATION: &[&str] = &[
+    "memory.managed",
+    "memory.write-cache-ratio",
+    "timer-service.factory",
+];
 
 /// Keys of Flink's RocksDB options that are accepted and have no effect here.
-const ACCEPTED_WITHOUT_EFFECT: &[&str] =
-    &["timer-service.factory", "checkpoint.transfer.thread.num"];
+const ACCEPTED_WITHOUT_EFFECT: &[&str] = &["checkpoint.transfer.thread.num"];
 
 /// Whether `option` (a key without `state.backend.rocksdb.`) is one this library
 /// knows (see `Config::knows_rocksdb_option`).
 pub fn is_known(option: &str) -> bool {
     metric_option(option).is_some()
         || APPLIED.contains(&option)
-        || SLOT_MEMORY.contains(&option)
+        || FLINK_INTEGRATION.contains(&option)
         || ACCEPTED_WITHOUT_EFFECT.contains(&option)
 }
 
@@ -348,8 +352,7 @@ impl RocksOptions {
                         )
                     })?;
                 }
-                // Timers stay in Flink's heap queues for now (issue 17, part 3): both
-                // of Flink's values are accepted, anything else is a mistake.
+                // Read by the Flink integration: native sorted sets or heap queues.
                 "timer-service.factory" => {
                     if !matches!(
                         value.trim().to_ascii_uppercase().as_str(),
@@ -491,7 +494,7 @@ mod tests {
         for key in APPLIED
             .iter()
             .chain(ACCEPTED_WITHOUT_EFFECT)
-            .chain(SLOT_MEMORY)
+            .chain(FLINK_INTEGRATION)
         {
             assert!(is_known(key));
             let options = BTreeMap::from([(key.to_string(), "not a value".to_string())]);

@@ -36,6 +36,7 @@
 
 mod images;
 mod layer;
+mod sets;
 mod view;
 mod writer;
 
@@ -45,11 +46,12 @@ use crate::codec::ListElements;
 use crate::error::Result;
 use crate::metrics::{StateMetrics, WriteCacheMetrics};
 use crate::state::{StateId, StateKind};
-use crate::store::{CheckpointLink, EntryRef, KeyedStore, MapVisitor, StoreView};
+use crate::store::{CheckpointLink, EntryRef, KeyedStore, MapVisitor, SetVisitor, StoreView};
 use hashbrown::hash_table::Entry as Slot;
 use images::{ImageBuilder, MapImages};
 use layer::{state_of, Entry, Kind, Layer, STATE_LEN};
 use rocksdb::WriteBatch;
+use sets::SetOverlay;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -123,6 +125,8 @@ struct Cache {
     /// Reads answered by the active table or a map image, and the others (metrics).
     hits: u64,
     misses: u64,
+    /// Sorted-set elements changed and maybe not yet in RocksDB, in key order.
+    sets: SetOverlay,
 }
 
 /// How many bytes a cache may take: a size of its own, or its share of a budget
@@ -164,6 +168,7 @@ impl Cache {
             + self.frozen_bytes
             + self.in_flight_bytes
             + self.images.bytes()
+            + self.sets.bytes()
             + self.spare.as_ref().map_or(0, Run::bytes)
     }
 
@@ -194,6 +199,7 @@ impl Cache {
         for f in self.frozen.drain(..landed) {
             self.frozen_bytes -= f.bytes;
         }
+        self.sets.landed(done);
         Ok(())
     }
 
@@ -456,6 +462,7 @@ impl Cache {
         self.frozen_dirty_bytes = 0;
         self.active.dirty_entries().for_each(|e| run.push(e));
         self.active.mark_written(job);
+        self.sets.handed_to(job);
         let run = Arc::new(run);
         self.in_flight_bytes += run.bytes();
         self.in_flight.push_back((job, Arc::clone(&run)));
@@ -540,6 +547,9 @@ impl Cache {
     /// job `job`.
     fn take_unhanded(&mut self, job: u64) -> Vec<Arc<Layer>> {
         self.frozen_dirty_bytes = 0;
+        // Called right after a freeze: the layers hold every dirty entry.
+        debug_assert_eq!(self.active.cost.dirty_bytes, 0);
+        self.sets.handed_to(job);
         self.frozen
             .iter_mut()
             .filter(|f| f.job == 0)
@@ -629,6 +639,7 @@ impl CachedRocksStore {
                 images: MapImages::new(initial / 8),
                 hits: 0,
                 misses: 0,
+                sets: SetOverlay::default(),
             }),
             key: RefCell::new(Vec::with_capacity(64)),
         })
@@ -944,6 +955,71 @@ impl KeyedStore for CachedRocksStore {
             return Ok(());
         }
         self.scan_and_image(s, false, f)
+    }
+
+    // A sorted set's elements are dirty entries like any other, recorded in the
+    // overlay too (see `sets`); a range merges the overlay over RocksDB.
+    fn set_add(&mut self, s: StateId, kg: u32, element: &[u8]) -> Result<()> {
+        self.with_key(s, kg, &[], &[], Some(element), |c, k| {
+            c.put(k, Kind::Present, &[]);
+            c.sets.record(k, true);
+            Ok(())
+        })
+    }
+
+    fn set_remove(&mut self, s: StateId, kg: u32, element: &[u8]) -> Result<()> {
+        self.with_key(s, kg, &[], &[], Some(element), |c, k| {
+            c.put(k, Kind::Absent, &[]);
+            c.sets.record(k, false);
+            Ok(())
+        })
+    }
+
+    fn set_range(
+        &self,
+        s: StateId,
+        kg: u32,
+        after: Option<&[u8]>,
+        f: &mut SetVisitor<'_>,
+    ) -> Result<()> {
+        let mut cache = self.cache.borrow_mut();
+        cache.settle()?;
+        let mut prefix = Vec::new();
+        encode_key(&mut prefix, s, kg, &[], &[], None);
+        let from = [&prefix[..], after.unwrap_or_default()].concat();
+        let mut overlay = cache
+            .sets
+            .range(&prefix, after.map(|_| from.as_slice()))
+            .map(|(k, present)| (&k[prefix.len()..], present))
+            .peekable();
+        let mut stopped = false;
+        // A merge of two ordered sequences; the overlay wins on equal elements.
+        self.rocks
+            .scan_from(s, &prefix[STATE_LEN..], &from[STATE_LEN..], |k, _| {
+                let element = &k[prefix.len() - STATE_LEN..];
+                if after == Some(element) {
+                    return Ok(true);
+                }
+                while let Some((o, present)) = overlay.next_if(|(o, _)| *o <= element) {
+                    if present && !f(o)? {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                    if o == element {
+                        return Ok(true);
+                    }
+                }
+                stopped = !f(element)?;
+                Ok(!stopped)
+            })?;
+        if !stopped {
+            for (o, present) in overlay {
+                if present && !f(o)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn clear(&mut self, s: StateId, kg: u32, key: &[u8], ns: &[u8]) -> Result<()> {

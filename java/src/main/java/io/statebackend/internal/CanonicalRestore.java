@@ -43,6 +43,10 @@ final class CanonicalRestore<K> {
     private final StateSerializerProvider<K> keySerializerProvider;
     private final HeapPriorityQueueSetFactory queueFactory;
     private final Map<String, HeapPriorityQueueSnapshotRestoreWrapper<?>> queues;
+
+    /** Whether timer queues go to native sorted sets (else to Flink's heap queues). */
+    private final boolean nativeTimers;
+
     private final NativeAccess access;
     private final DataInputDeserializer keyIn = new DataInputDeserializer();
     private final DataInputDeserializer valueIn = new DataInputDeserializer();
@@ -71,6 +75,16 @@ final class CanonicalRestore<K> {
             this.queue = null;
         }
 
+        /** A native timer queue: elements are the keys after the key-group prefix. */
+        Target(int sortedSetId) {
+            this.nativeId = sortedSetId;
+            this.type = null;
+            this.namespaceSerializer = null;
+            this.elementSerializer = null;
+            this.ambiguous = false;
+            this.queue = null;
+        }
+
         Target(HeapPriorityQueueSnapshotRestoreWrapper<?> queue) {
             this.nativeId = -1;
             this.type = null;
@@ -88,7 +102,8 @@ final class CanonicalRestore<K> {
             ClassLoader classLoader,
             TypeSerializer<K> keySerializer,
             HeapPriorityQueueSetFactory queueFactory,
-            Map<String, HeapPriorityQueueSnapshotRestoreWrapper<?>> queues) {
+            Map<String, HeapPriorityQueueSnapshotRestoreWrapper<?>> queues,
+            boolean nativeTimers) {
         this.backend = backend;
         this.keyGroupRange = keyGroupRange;
         this.numberOfKeyGroups = numberOfKeyGroups;
@@ -100,6 +115,7 @@ final class CanonicalRestore<K> {
                 StateSerializerProvider.fromNewRegisteredSerializer(keySerializer);
         this.queueFactory = queueFactory;
         this.queues = queues;
+        this.nativeTimers = nativeTimers;
         this.access = new NativeAccess(backend);
     }
 
@@ -146,7 +162,10 @@ final class CanonicalRestore<K> {
                     targets[i] = registerKeyValue(meta, keyVariable);
                     break;
                 case PRIORITY_QUEUE:
-                    targets[i] = new Target(registerQueue(meta));
+                    targets[i] =
+                            nativeTimers
+                                    ? new Target(registerNativeQueue(meta))
+                                    : new Target(registerQueue(meta));
                     break;
                 default:
                     throw new IllegalStateException(
@@ -197,6 +216,18 @@ final class CanonicalRestore<K> {
                                 namespaceSerializer));
     }
 
+    private int registerNativeQueue(StateMetaInfoSnapshot meta) throws IOException {
+        TypeSerializerSnapshot<?> element =
+                new RegisteredPriorityQueueStateBackendMetaInfo<>(meta)
+                        .getElementSerializer()
+                        .snapshotConfiguration();
+        return NativeBridge.registerState(
+                backend.id(),
+                meta.getName(),
+                NativeBridge.KIND_SORTED_SET,
+                StateMetadata.encodeQueue(element));
+    }
+
     @SuppressWarnings({"unchecked", "rawtypes"})
     private HeapPriorityQueueSnapshotRestoreWrapper<?> registerQueue(StateMetaInfoSnapshot meta) {
         HeapPriorityQueueSnapshotRestoreWrapper<?> existing = queues.get(meta.getName());
@@ -229,6 +260,13 @@ final class CanonicalRestore<K> {
             HeapPriorityQueueSnapshotRestoreWrapper wrapper = target.queue;
             Object element = wrapper.getMetaInfo().getElementSerializer().deserialize(keyIn);
             wrapper.getPriorityQueue().add((HeapPriorityQueueElement) element);
+            return;
+        }
+        if (target.type == null) {
+            // A native timer queue: the element's bytes as the savepoint holds them.
+            access.startRaw();
+            int len = access.appendRaw(key, keyGroupPrefixBytes, key.length - keyGroupPrefixBytes);
+            NativeBridge.setAdd(backend.id(), access.channel(), target.nativeId, keyGroup, len);
             return;
         }
         int keyStart = keyIn.getPosition();

@@ -15,6 +15,7 @@ import org.apache.flink.runtime.state.CompositeKeySerializationUtils;
 import org.apache.flink.runtime.state.FullSnapshotResources;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyValueStateIterator;
+import org.apache.flink.runtime.state.RegisteredPriorityQueueStateBackendMetaInfo;
 import org.apache.flink.runtime.state.StreamCompressionDecorator;
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueStateSnapshot;
 import org.apache.flink.runtime.state.metainfo.StateMetaInfoSnapshot;
@@ -43,12 +44,22 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
     private final boolean[] ambiguous;
 
     /**
+     * Per native state id: its id in the savepoint (the index of its meta information), or -1: not
+     * in the savepoint (a native timer queue whose timers moved to a heap queue).
+     */
+    private final int[] savepointIds;
+
+    /**
      * Per native state id: Flink's snapshot transformer over its canonical values (state TTL's
      * {@code cleanupFullSnapshot}), or null.
      */
     private final NativeSnapshotStrategy.ValueFilter[] filters;
 
     private final List<HeapPriorityQueueStateSnapshot<?>> queues = new ArrayList<>();
+
+    /** The savepoint id of the first heap timer queue. */
+    private final int queueBase;
+
     private long entries;
 
     CanonicalSavepoint(
@@ -60,6 +71,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
             ClassLoader classLoader,
             Map<String, TypeSerializer<?>> registeredNamespaceSerializers,
             List<HeapPriorityQueueStateSnapshot<?>> queueSnapshots,
+            boolean nativeTimers,
             NativeSnapshotStrategy.ValueFilter[] valueFilters)
             throws IOException {
         this.backend = backend;
@@ -71,6 +83,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                         numberOfKeyGroups);
         String[] names = NativeBridge.stateNames(backend.id());
         this.ambiguous = new boolean[names.length];
+        this.savepointIds = new int[names.length];
         this.filters = new NativeSnapshotStrategy.ValueFilter[names.length];
         boolean keyVariable =
                 CompositeKeySerializationUtils.isSerializerTypeVariableSized(keySerializer);
@@ -79,6 +92,20 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
             byte[] known = NativeBridge.restoredState(backend.id(), name);
             byte[] metadata = new byte[known.length - 1];
             System.arraycopy(known, 1, metadata, 0, metadata.length);
+            if (known[0] == NativeBridge.KIND_SORTED_SET) {
+                // Elements are the keys after the key-group prefix, as in Flink's savepoints.
+                savepointIds[id] = nativeTimers ? metaInfos.size() : -1;
+                if (nativeTimers) {
+                    metaInfos.add(
+                            new RegisteredPriorityQueueStateBackendMetaInfo<>(
+                                            name,
+                                            StateMetadata.decodeQueue(name, metadata, classLoader)
+                                                    .restoreSerializer())
+                                    .snapshot());
+                }
+                continue;
+            }
+            savepointIds[id] = metaInfos.size();
             StateMetadata.Decoded decoded = StateMetadata.decode(name, metadata, classLoader);
             TypeSerializer<?> namespaceSerializer = registeredNamespaceSerializers.get(name);
             if (namespaceSerializer == null) {
@@ -102,6 +129,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                                 : valueFilters[id];
             }
         }
+        this.queueBase = metaInfos.size();
         for (HeapPriorityQueueStateSnapshot<?> queue : queueSnapshots) {
             queues.add(queue);
             metaInfos.add(queue.getMetaInfoSnapshot());
@@ -222,7 +250,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                     readAhead();
                     if (pending && pendingKeyGroup == keyGroup) {
                         pending = false;
-                        set(keyGroup, pendingState, pendingKey, pendingValue);
+                        set(keyGroup, savepointIds[pendingState], pendingKey, pendingValue);
                         return;
                     }
                     inQueues = true;
@@ -234,7 +262,7 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
                         queueElements = queues.get(queueIndex).getIteratorForKeyGroup(keyGroup);
                     }
                     if (queueElements.hasNext()) {
-                        set(keyGroup, ambiguous.length + queueIndex, queueKey(), new byte[0]);
+                        set(keyGroup, queueBase + queueIndex, queueKey(), new byte[0]);
                         return;
                     }
                     queueIndex++;
@@ -277,6 +305,10 @@ final class CanonicalSavepoint<K> implements FullSnapshotResources<K> {
         private void readAhead() throws IOException {
             while (!pending && !nativeDone) {
                 readOne();
+                if (pending && savepointIds[pendingState] < 0) {
+                    pending = false;
+                    continue;
+                }
                 NativeSnapshotStrategy.ValueFilter filter = pending ? filters[pendingState] : null;
                 if (filter != null) {
                     pendingValue = filter.filter(pendingValue);

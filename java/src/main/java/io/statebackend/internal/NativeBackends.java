@@ -195,7 +195,8 @@ public final class NativeBackends {
                         new CloseableRegistry(),
                         new InternalKeyContextImpl<>(range, parameters.getNumberOfKeyGroups()),
                         new HeapPriorityQueueSetFactory(
-                                range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY));
+                                range, parameters.getNumberOfKeyGroups(), TIMER_QUEUE_CAPACITY),
+                        kind == Kind.ROCKSDB && nativeTimers(rocksDBOptions));
         if (!canonical.isEmpty()) {
             try {
                 backend.restoreCanonical(canonical);
@@ -209,6 +210,17 @@ public final class NativeBackends {
         backend.registerMetrics(parameters.getMetricGroup());
         return backend;
     }
+
+    /**
+     * Whether {@code state.backend.rocksdb.timer-service.factory} asks for native timers: ROCKSDB,
+     * the default (the native side has checked the value is HEAP or ROCKSDB).
+     */
+    static boolean nativeTimers(Map<String, String> rocksDBOptions) {
+        String factory = rocksDBOptions.get(TIMER_SERVICE_FACTORY);
+        return factory == null || !factory.trim().equalsIgnoreCase("HEAP");
+    }
+
+    static final String TIMER_SERVICE_FACTORY = "state.backend.rocksdb.timer-service.factory";
 
     /**
      * The memory a RocksDB keyed backend runs in (see {@link SlotMemory}); the heap backends have

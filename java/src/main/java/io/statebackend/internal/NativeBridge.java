@@ -23,6 +23,7 @@ final class NativeBridge {
 
     static final int KIND_LIST = 1;
     static final int KIND_MAP = 2;
+    static final int KIND_SORTED_SET = 3;
 
     private NativeBridge() {}
 
@@ -190,6 +191,22 @@ final class NativeBridge {
 
     static native int mapEntries(
             long handle, int channel, int state, int keyGroup, int keyLen, int nsLen);
+
+    // Sorted sets (timers): byte strings per key group, in byte order.
+
+    /** Input: the element. */
+    static native void setAdd(long handle, int channel, int state, int keyGroup, int elementLen);
+
+    /** Input: the element. */
+    static native void setRemove(long handle, int channel, int state, int keyGroup, int elementLen);
+
+    /**
+     * Input: the element to start after ({@code afterLen} -1: from the smallest); output: up to
+     * {@code limit} elements above it, ascending, each as {@code varint(len) ‖ bytes}. Returns the
+     * output's length (0: none) or a too-small code.
+     */
+    static native int setRange(
+            long handle, int channel, int state, int keyGroup, int afterLen, int limit);
 
     static native long keysOpen(
             long handle, int state, ByteBuffer in, int nsLen, boolean allNamespaces);

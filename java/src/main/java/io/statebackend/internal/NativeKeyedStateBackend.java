@@ -38,10 +38,12 @@ import org.apache.flink.runtime.state.CheckpointStreamFactory;
 import org.apache.flink.runtime.state.DoneFuture;
 import org.apache.flink.runtime.state.HeapPriorityQueuesManager;
 import org.apache.flink.runtime.state.InternalKeyContext;
+import org.apache.flink.runtime.state.KeyExtractorFunction;
 import org.apache.flink.runtime.state.KeyGroupedInternalPriorityQueue;
 import org.apache.flink.runtime.state.Keyed;
 import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.PriorityComparable;
+import org.apache.flink.runtime.state.PriorityComparator;
 import org.apache.flink.runtime.state.SavepointResources;
 import org.apache.flink.runtime.state.SnapshotExecutionType;
 import org.apache.flink.runtime.state.SnapshotResult;
@@ -54,6 +56,7 @@ import org.apache.flink.runtime.state.heap.HeapPriorityQueueSnapshotRestoreWrapp
 import org.apache.flink.runtime.state.heap.HeapPriorityQueueStateSnapshot;
 import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
 import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
+import org.apache.flink.util.FlinkRuntimeException;
 import org.apache.flink.util.StateMigrationException;
 
 /**
@@ -61,10 +64,13 @@ import org.apache.flink.util.StateMigrationException;
  * owning this subtask's key groups. Keys and namespaces are serialized with Flink's serializers;
  * the native side sees bytes.
  *
- * <p>Timers use Flink's heap priority queues ({@link HeapPriorityQueueSetFactory}); they are
- * written by Flink into raw keyed state with every checkpoint and savepoint ({@link
- * #requiresLegacySynchronousTimerSnapshots} is true), as Flink does for its RocksDB backend with
- * heap timers.
+ * <p>Timers: with native timers (the RocksDB backend's default, {@code
+ * state.backend.rocksdb.timer-service.factory: ROCKSDB}) each timer queue is a native sorted set
+ * ({@link NativeTimerQueue}), part of the native state: in every snapshot, rescaled with it, and in
+ * canonical savepoints as Flink's priority queue states. Otherwise ({@code HEAP}, and the Memory
+ * and Fs backends) Flink's heap priority queues ({@link HeapPriorityQueueSetFactory}), which Flink
+ * writes into raw keyed state with every checkpoint and native savepoint ({@link
+ * #requiresLegacySynchronousTimerSnapshots}), as it does for its RocksDB backend with heap timers.
  */
 public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<K> {
     private final NativeHandle handle;
@@ -85,6 +91,15 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     private final Map<String, AbstractNativeState<K, ?, ?>> states = new HashMap<>();
     private final Map<String, HeapPriorityQueueSnapshotRestoreWrapper<?>> queues = new HashMap<>();
     private final HeapPriorityQueuesManager queuesManager;
+
+    /** Whether timer queues are native sorted sets (else Flink's heap queues). */
+    private final boolean nativeTimers;
+
+    private final Map<String, NativeTimerQueue<?>> timerQueues = new HashMap<>();
+
+    /** The accessor of the native timer queues (task thread), created with the first. */
+    private NativeAccess timerAccess;
+
     private K serializedKey;
 
     /** Metrics (gauges in the operator's group): see {@link #registerMetrics}. */
@@ -105,7 +120,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
             LatencyTrackingStateConfig latencyTrackingStateConfig,
             CloseableRegistry cancelStreamRegistry,
             InternalKeyContext<K> keyContext,
-            HeapPriorityQueueSetFactory priorityQueueFactory) {
+            HeapPriorityQueueSetFactory priorityQueueFactory,
+            boolean nativeTimers) {
         super(
                 kvStateRegistry,
                 keySerializer,
@@ -119,6 +135,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         this.access = new NativeAccess(handle);
         this.description = description;
         this.priorityQueueFactory = priorityQueueFactory;
+        this.nativeTimers = nativeTimers;
         this.snapshotStrategy =
                 new NativeSnapshotStrategy(
                         handle, keyGroupRange, this::snapshotFilters, checkpointDurations);
@@ -136,6 +153,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     void registerMetrics(MetricGroup operatorGroup) {
         metrics = new NativeMetrics(handle, operatorGroup, checkpointDurations);
         states.forEach((name, state) -> metrics.stateRegistered(state.stateId, name));
+        timerQueues.forEach((name, queue) -> metrics.stateRegistered(queue.stateId(), name));
     }
 
     /** Restores canonical savepoints (any Flink backend's) into this backend. */
@@ -147,7 +165,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                         userCodeClassLoader,
                         keySerializer,
                         priorityQueueFactory,
-                        queues)
+                        queues,
+                        nativeTimers)
                 .restore(handles);
     }
 
@@ -505,7 +524,8 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         TypeSerializer<K> resolved = keySerializer;
         for (String name : NativeBridge.stateNames(id)) {
             byte[] restored = NativeBridge.restoredState(id, name);
-            if (restored != null) {
+            // Timer queues record no key serializer (their elements carry the keys).
+            if (restored != null && restored[0] != NativeBridge.KIND_SORTED_SET) {
                 resolved =
                         StateMetadata.resolveKeySerializer(
                                 name,
@@ -550,7 +570,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     public <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
             KeyGroupedInternalPriorityQueue<T> create(
                     String stateName, TypeSerializer<T> byteOrderedElementSerializer) {
-        return queuesManager.createOrUpdate(stateName, byteOrderedElementSerializer);
+        return create(stateName, byteOrderedElementSerializer, false);
     }
 
     @Override
@@ -559,15 +579,110 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                     String stateName,
                     TypeSerializer<T> byteOrderedElementSerializer,
                     boolean allowFutureMetadataUpdates) {
-        return queuesManager.createOrUpdate(
-                stateName, byteOrderedElementSerializer, allowFutureMetadataUpdates);
+        try {
+            if (!nativeTimers) {
+                KeyGroupedInternalPriorityQueue<T> queue =
+                        queuesManager.createOrUpdate(
+                                stateName,
+                                byteOrderedElementSerializer,
+                                allowFutureMetadataUpdates);
+                moveNativeTimers(stateName, queue);
+                return queue;
+            }
+            return createNativeQueue(stateName, byteOrderedElementSerializer);
+        } catch (IOException | StateMigrationException e) {
+            throw new FlinkRuntimeException(
+                    "cannot create timer queue '" + stateName + "': " + e.getMessage(), e);
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
+            KeyGroupedInternalPriorityQueue<T> createNativeQueue(
+                    String name, TypeSerializer<T> serializer)
+                    throws IOException, StateMigrationException {
+        byte[] known = NativeBridge.restoredState(handle.id(), name);
+        if (known != null) {
+            if (known[0] != NativeBridge.KIND_SORTED_SET) {
+                throw new StateMigrationException(
+                        "state '" + name + "' is a key/value state, not a timer queue");
+            }
+            serializer =
+                    StateMetadata.checkQueueCompatible(
+                            name,
+                            Arrays.copyOfRange(known, 1, known.length),
+                            userCodeClassLoader,
+                            serializer);
+        }
+        int id =
+                NativeBridge.registerState(
+                        handle.id(),
+                        name,
+                        NativeBridge.KIND_SORTED_SET,
+                        StateMetadata.encodeQueue(serializer.snapshotConfiguration()));
+        NativeTimerQueue<T> existing = (NativeTimerQueue<T>) timerQueues.get(name);
+        if (existing != null) {
+            existing.updateSerializer(serializer);
+            return existing.queue();
+        }
+        NativeTimerQueue<T> queue = timerQueue(id, name, serializer);
+        timerQueues.put(name, queue);
+        if (metrics != null) {
+            metrics.stateRegistered(id, name);
+        }
+        return queue.queue();
+    }
+
+    private <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
+            NativeTimerQueue<T> timerQueue(int id, String name, TypeSerializer<T> serializer) {
+        if (timerAccess == null) {
+            timerAccess = newAccess();
+        }
+        return new NativeTimerQueue<>(
+                handle,
+                timerAccess,
+                id,
+                name,
+                serializer,
+                KeyExtractorFunction.forKeyedObjects(),
+                PriorityComparator.forPriorityComparableObjects(),
+                keyGroupRange,
+                numberOfKeyGroups);
+    }
+
+    /**
+     * Moves the timers of a native queue restored under {@code name} (a snapshot taken with native
+     * timers) into the heap queue that replaces it, and empties the native one: timers now go to
+     * raw keyed state with each checkpoint, and a later restore must not find them twice.
+     */
+    @SuppressWarnings("unchecked")
+    private <T extends HeapPriorityQueueElement & PriorityComparable<? super T> & Keyed<?>>
+            void moveNativeTimers(String name, KeyGroupedInternalPriorityQueue<T> heap)
+                    throws IOException {
+        byte[] known = NativeBridge.restoredState(handle.id(), name);
+        if (known == null || known[0] != NativeBridge.KIND_SORTED_SET) {
+            return;
+        }
+        byte[] metadata = Arrays.copyOfRange(known, 1, known.length);
+        TypeSerializer<T> restored =
+                (TypeSerializer<T>)
+                        StateMetadata.decodeQueue(name, metadata, userCodeClassLoader)
+                                .restoreSerializer();
+        int id =
+                NativeBridge.registerState(
+                        handle.id(), name, NativeBridge.KIND_SORTED_SET, metadata);
+        KeyGroupedInternalPriorityQueue<T> natives = timerQueue(id, name, restored).queue();
+        for (T timer = natives.poll(); timer != null; timer = natives.poll()) {
+            heap.add(timer);
+        }
     }
 
     @Override
     public boolean requiresLegacySynchronousTimerSnapshots(SnapshotType checkpointType) {
-        // Canonical savepoints carry the timer queues as states (see savepoint()); checkpoints
-        // and native savepoints have Flink write them into raw keyed state.
-        return !isCanonicalSavepoint(checkpointType);
+        // Native timers are native state. Heap timers: canonical savepoints carry them as states
+        // (see savepoint()); checkpoints and native savepoints have Flink write them into raw
+        // keyed state.
+        return !nativeTimers && !isCanonicalSavepoint(checkpointType);
     }
 
     private static boolean isCanonicalSavepoint(SnapshotType type) {
@@ -625,6 +740,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
                         userCodeClassLoader,
                         namespaceSerializers,
                         queueSnapshots,
+                        nativeTimers,
                         snapshotFilters()),
                 SnapshotExecutionType.ASYNCHRONOUS);
     }

@@ -52,6 +52,67 @@ final class StateMetadata {
         return out.getCopyOfBuffer();
     }
 
+    /** The type a timer queue's metadata records instead of a {@link StateDescriptor.Type}. */
+    private static final String PRIORITY_QUEUE = "PRIORITY_QUEUE";
+
+    /** The metadata of a timer queue (a native sorted set): its element serializer. */
+    static byte[] encodeQueue(TypeSerializerSnapshot<?> elementSerializer) throws IOException {
+        DataOutputSerializer out = new DataOutputSerializer(128);
+        out.writeInt(VERSION);
+        out.writeUTF(PRIORITY_QUEUE);
+        TypeSerializerSnapshot.writeVersionedSnapshot(out, elementSerializer);
+        return out.getCopyOfBuffer();
+    }
+
+    /** The element serializer snapshot of a timer queue's metadata. */
+    static TypeSerializerSnapshot<?> decodeQueue(String name, byte[] metadata, ClassLoader loader)
+            throws IOException {
+        DataInputDeserializer in = new DataInputDeserializer(metadata);
+        int version = in.readInt();
+        String type = in.readUTF();
+        if (version != VERSION || !PRIORITY_QUEUE.equals(type)) {
+            throw new IOException(
+                    "state '"
+                            + name
+                            + "' is not a timer queue in the snapshot (version "
+                            + version
+                            + ", type "
+                            + type
+                            + ")");
+        }
+        return TypeSerializerSnapshot.readVersionedSnapshot(in, loader);
+    }
+
+    /**
+     * The element serializer a restored timer queue is used with: {@code serializer}, or the
+     * reconfigured one Flink's check gives. Timers are ordered by their serialized bytes, so they
+     * are never migrated: anything else is a {@link StateMigrationException}, as in Flink's RocksDB
+     * backend.
+     */
+    @SuppressWarnings("unchecked")
+    static <T> TypeSerializer<T> checkQueueCompatible(
+            String name, byte[] metadata, ClassLoader loader, TypeSerializer<T> serializer)
+            throws IOException, StateMigrationException {
+        TypeSerializerSnapshot<?> old = decodeQueue(name, metadata, loader);
+        TypeSerializerSchemaCompatibility<T> compatibility = resolve(serializer, old);
+        if (compatibility.isCompatibleAsIs()) {
+            return serializer;
+        }
+        if (compatibility.isCompatibleWithReconfiguredSerializer()) {
+            return compatibility.getReconfiguredSerializer();
+        }
+        throw new StateMigrationException(
+                "The new element serializer ("
+                        + serializer
+                        + ") of timer queue '"
+                        + name
+                        + "' is "
+                        + compatibility
+                        + " with the restored one ("
+                        + old.getClass().getName()
+                        + "): timers are ordered by their serialized bytes and are not migrated");
+    }
+
     /** A state's metadata, decoded. */
     static final class Decoded {
         final StateDescriptor.Type type;
