@@ -32,6 +32,7 @@ import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.common.typeutils.base.StringSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.queryablestate.client.state.serialization.KvStateSerializer;
+import org.apache.flink.runtime.state.IncrementalRemoteKeyedStateHandle;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.runtime.state.KeyGroupsStateHandle;
@@ -228,7 +229,12 @@ class NativeStateBackendTest {
             NativeKeyedStateBackend<Integer> keyed = h.create();
             fill(keyed, 200);
             KeyedStateHandle handle = h.snapshot(keyed, 1);
-            assertThat(handle).isInstanceOf(KeyGroupsStateHandle.class);
+            // RocksDB checkpoints its files, as Flink's RocksDB backend does.
+            assertThat(handle)
+                    .isInstanceOf(
+                            backend instanceof NativeRocksDBBackend
+                                    ? IncrementalRemoteKeyedStateHandle.class
+                                    : KeyGroupsStateHandle.class);
             // Writes after the synchronous phase are not in the snapshot.
             keyed.setCurrentKey(0);
             state(keyed, VALUE).update(-1L);
@@ -243,13 +249,44 @@ class NativeStateBackendTest {
         }
     }
 
+    /**
+     * A RocksDB full checkpoint is the DB's files, unless a state has TTL's {@code
+     * cleanupFullSnapshot}: then it is streamed through the state's filter, which leaves expired
+     * values out.
+     */
+    @Test
+    void rocksDBFullCheckpointsAreFilesUnlessTtlCleansThem() throws Exception {
+        String uri = checkpoints.resolve("rocksdb-ttl").toUri().toString();
+        try (BackendHarness h = new BackendHarness(new NativeRocksDBBackend(uri, false))) {
+            NativeKeyedStateBackend<Integer> keyed = h.create();
+            fill(keyed, 50);
+            assertThat(h.snapshot(keyed, 1)).isInstanceOf(IncrementalRemoteKeyedStateHandle.class);
+            ValueStateDescriptor<Long> ttl = new ValueStateDescriptor<>("ttl", Long.class);
+            ttl.enableTimeToLive(
+                    StateTtlConfig.newBuilder(Duration.ofHours(1)).cleanupFullSnapshot().build());
+            keyed.setCurrentKey(1);
+            state(keyed, ttl).update(7L);
+            KeyedStateHandle handle = h.snapshot(keyed, 2);
+            assertThat(handle).isInstanceOf(KeyGroupsStateHandle.class);
+            keyed.dispose();
+            NativeKeyedStateBackend<Integer> restored =
+                    h.create(
+                            KeyGroupRange.of(0, BackendHarness.MAX_PARALLELISM - 1),
+                            List.of(handle));
+            verify(restored, 50);
+            restored.setCurrentKey(1);
+            assertThat(state(restored, ttl).value()).isEqualTo(7L);
+            restored.dispose();
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
     void rescaleOneToTwo(AbstractNativeBackend backend) throws Exception {
         try (BackendHarness h = new BackendHarness(backend)) {
             NativeKeyedStateBackend<Integer> keyed = h.create();
             fill(keyed, 300);
-            KeyGroupsStateHandle handle = (KeyGroupsStateHandle) h.snapshot(keyed, 1);
+            KeyedStateHandle handle = h.snapshot(keyed, 1);
             keyed.dispose();
 
             Set<Integer> seen = new java.util.HashSet<>();

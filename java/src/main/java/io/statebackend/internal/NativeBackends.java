@@ -86,8 +86,9 @@ public final class NativeBackends {
 
     /**
      * A keyed backend for one subtask, restored from {@code parameters.getStateHandles()}. Loads
-     * the native library on first use. With {@code incremental} (RocksDB only), checkpoints are
-     * incremental ({@link NativeIncrementalSnapshotStrategy}).
+     * the native library on first use. The RocksDB backend checkpoints its files ({@link
+     * NativeIncrementalSnapshotStrategy}): only the new ones with {@code incremental}, all of them
+     * otherwise.
      */
     public static <K> NativeKeyedStateBackend<K> createKeyedStateBackend(
             Kind kind,
@@ -177,7 +178,11 @@ public final class NativeBackends {
         NativeKeyedStateBackend<K> backend =
                 new NativeKeyedStateBackend<>(
                         handle,
-                        incremental,
+                        kind != Kind.ROCKSDB
+                                ? null
+                                : incremental
+                                        ? NativeIncrementalSnapshotStrategy.Mode.INCREMENTAL
+                                        : NativeIncrementalSnapshotStrategy.Mode.FULL,
                         kind.label
                                 + " keyed state of "
                                 + parameters.getOperatorIdentifier()

@@ -26,15 +26,20 @@ import org.apache.flink.runtime.state.StreamStateHandle;
 import org.apache.flink.runtime.state.memory.ByteStreamStateHandle;
 
 /**
- * Incremental checkpoints of the RocksDB backend as Flink's {@link
+ * Checkpoints of the RocksDB backend as its files, in Flink's {@link
  * IncrementalRemoteKeyedStateHandle}: the synchronous phase hard-links the DB's files (native); the
- * asynchronous phase stores each SST file the last completed checkpoint did not have as shared
- * state, refers to the others with placeholders (Flink's shared state registry counts the
- * references), stores the other RocksDB files as private state, and last the meta stream: the
- * native manifest with every file's size and CRC32C per MiB, which the restore checks.
+ * asynchronous phase stores them and last the meta stream: the native manifest with every file's
+ * size and CRC32C per MiB, which the restore checks.
  *
- * <p>As for Flink's RocksDB backend, the first checkpoint after a restore uploads every file (so a
- * restored checkpoint is never referenced, and NO_CLAIM restores work).
+ * <p>{@link Mode#INCREMENTAL}: each SST file the last completed checkpoint did not have is stored
+ * as shared state, the others are referred to with placeholders (Flink's shared state registry
+ * counts the references), the other RocksDB files are private state. As for Flink's RocksDB
+ * backend, the first checkpoint after a restore uploads every file (so a restored checkpoint is
+ * never referenced, and NO_CLAIM restores work).
+ *
+ * <p>{@link Mode#FULL}: every file is the checkpoint's own (private state), as Flink's RocksDB
+ * backend takes its full checkpoints: a restore copies the files back instead of re-inserting every
+ * entry.
  */
 final class NativeIncrementalSnapshotStrategy
         implements SnapshotStrategy<KeyedStateHandle, NativeIncrementalSnapshotStrategy.Upload> {
@@ -43,8 +48,15 @@ final class NativeIncrementalSnapshotStrategy
     /** A shared file stored for a checkpoint: Flink's handle and the native record of it. */
     private record Stored(StreamStateHandle handle, byte[] record) {}
 
+    /** What a checkpoint stores. */
+    enum Mode {
+        INCREMENTAL,
+        FULL
+    }
+
     private final NativeHandle backend;
     private final KeyGroupRange keyGroupRange;
+    private final Mode mode;
     private final UUID backendIdentifier = UUID.randomUUID();
 
     /** Shared files stored per checkpoint id, by file name (guarded by itself). */
@@ -60,10 +72,16 @@ final class NativeIncrementalSnapshotStrategy
     NativeIncrementalSnapshotStrategy(
             NativeHandle backend,
             KeyGroupRange keyGroupRange,
+            Mode mode,
             NativeMetrics.CheckpointDurations durations) {
         this.backend = backend;
         this.keyGroupRange = keyGroupRange;
+        this.mode = mode;
         this.durations = durations;
+    }
+
+    Mode mode() {
+        return mode;
     }
 
     /** A native incremental snapshot, released if the asynchronous phase never consumes it. */
@@ -97,9 +115,12 @@ final class NativeIncrementalSnapshotStrategy
     @Override
     public Upload syncPrepareResources(long checkpointId) {
         long start = System.nanoTime();
-        Map<String, Stored> previous;
-        synchronized (storedFiles) {
-            previous = storedFiles.getOrDefault(lastCompletedCheckpointId, Collections.emptyMap());
+        Map<String, Stored> previous = Collections.emptyMap();
+        if (mode == Mode.INCREMENTAL) {
+            synchronized (storedFiles) {
+                previous =
+                        storedFiles.getOrDefault(lastCompletedCheckpointId, Collections.emptyMap());
+            }
         }
         Upload upload =
                 new Upload(NativeBridge.snapshotIncremental(backend.id(), checkpointId), previous);
@@ -150,7 +171,22 @@ final class NativeIncrementalSnapshotStrategy
         List<HandleAndLocalPath> shared = new ArrayList<>();
         List<HandleAndLocalPath> own = new ArrayList<>();
         Map<String, Stored> stored = new HashMap<>();
+        boolean full = mode == Mode.FULL;
         for (String file : NativeBridge.uploadFiles(id, true)) {
+            if (full) {
+                own.add(
+                        HandleAndLocalPath.of(
+                                storeOwn(
+                                        id,
+                                        file,
+                                        streamFactory,
+                                        registry,
+                                        created,
+                                        chunk,
+                                        checkpointId),
+                                file));
+                continue;
+            }
             Stored before = upload.previous.get(file);
             if (before != null && NativeBridge.uploadReuse(id, before.record())) {
                 StreamStateHandle handle = before.handle();
@@ -179,16 +215,17 @@ final class NativeIncrementalSnapshotStrategy
             stored.put(file, new Stored(handle, record[0]));
         }
         for (String file : NativeBridge.uploadFiles(id, false)) {
-            StreamStateHandle handle =
-                    store(
-                            streamFactory,
-                            CheckpointedStateScope.EXCLUSIVE,
-                            registry,
-                            created,
-                            out ->
-                                    NativeBridge.uploadFile(
-                                            id, file, out, chunk, describe(checkpointId)));
-            own.add(HandleAndLocalPath.of(handle, file));
+            own.add(
+                    HandleAndLocalPath.of(
+                            storeOwn(
+                                    id,
+                                    file,
+                                    streamFactory,
+                                    registry,
+                                    created,
+                                    chunk,
+                                    checkpointId),
+                            file));
         }
         long[] sizes = new long[3];
         StreamStateHandle meta =
@@ -203,8 +240,10 @@ final class NativeIncrementalSnapshotStrategy
                                             id, out, chunk, describe(checkpointId));
                             System.arraycopy(result, 0, sizes, 0, sizes.length);
                         });
-        synchronized (storedFiles) {
-            storedFiles.put(checkpointId, stored);
+        if (!full) {
+            synchronized (storedFiles) {
+                storedFiles.put(checkpointId, stored);
+            }
         }
         // What this checkpoint added: its new files and the meta stream.
         long checkpointedSize = sizes[2] + sizes[0];
@@ -219,8 +258,30 @@ final class NativeIncrementalSnapshotStrategy
                         checkpointedSize));
     }
 
+    /** One file stored as the checkpoint's own. */
+    private StreamStateHandle storeOwn(
+            long id,
+            String file,
+            CheckpointStreamFactory streamFactory,
+            CloseableRegistry registry,
+            List<StreamStateHandle> created,
+            byte[] chunk,
+            long checkpointId)
+            throws IOException {
+        return store(
+                streamFactory,
+                CheckpointedStateScope.EXCLUSIVE,
+                registry,
+                created,
+                out -> NativeBridge.uploadFile(id, file, out, chunk, describe(checkpointId)));
+    }
+
     private String describe(long checkpointId) {
-        return "incremental checkpoint " + checkpointId + " of key groups " + keyGroupRange;
+        return (mode == Mode.FULL ? "full" : "incremental")
+                + " checkpoint "
+                + checkpointId
+                + " of key groups "
+                + keyGroupRange;
     }
 
     /** What goes into one checkpoint stream. */

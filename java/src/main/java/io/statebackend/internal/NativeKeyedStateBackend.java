@@ -79,8 +79,11 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
     private final HeapPriorityQueueSetFactory priorityQueueFactory;
     private final NativeSnapshotStrategy snapshotStrategy;
 
-    /** Incremental checkpoints (RocksDB with incremental on), or null: full snapshots. */
-    private final NativeIncrementalSnapshotStrategy incrementalStrategy;
+    /**
+     * Checkpoints of the RocksDB backend's files, incremental or full; null for the heap backends,
+     * whose checkpoints are full snapshots streamed in the common format.
+     */
+    private final NativeIncrementalSnapshotStrategy fileStrategy;
 
     /**
      * Flink's snapshot transformers by native state id (state TTL's {@code cleanupFullSnapshot}
@@ -110,7 +113,7 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
 
     NativeKeyedStateBackend(
             NativeHandle handle,
-            boolean incremental,
+            NativeIncrementalSnapshotStrategy.Mode fileCheckpoints,
             String description,
             TaskKvStateRegistry kvStateRegistry,
             TypeSerializer<K> keySerializer,
@@ -139,11 +142,11 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
         this.snapshotStrategy =
                 new NativeSnapshotStrategy(
                         handle, keyGroupRange, this::snapshotFilters, checkpointDurations);
-        this.incrementalStrategy =
-                incremental
-                        ? new NativeIncrementalSnapshotStrategy(
-                                handle, keyGroupRange, checkpointDurations)
-                        : null;
+        this.fileStrategy =
+                fileCheckpoints == null
+                        ? null
+                        : new NativeIncrementalSnapshotStrategy(
+                                handle, keyGroupRange, fileCheckpoints, checkpointDurations);
         this.queuesManager =
                 new HeapPriorityQueuesManager(
                         queues, priorityQueueFactory, keyGroupRange, numberOfKeyGroups);
@@ -705,15 +708,20 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
             // raw keyed state Flink writes itself).
             return DoneFuture.of(SnapshotResult.empty());
         }
-        if (incrementalStrategy != null && !checkpointOptions.getCheckpointType().isSavepoint()) {
+        if (fileStrategy != null
+                && !checkpointOptions.getCheckpointType().isSavepoint()
+                && (fileStrategy.mode() == NativeIncrementalSnapshotStrategy.Mode.INCREMENTAL
+                        || snapshotFilters() == null)) {
             return new SnapshotStrategyRunner<>(
                             description,
-                            incrementalStrategy,
+                            fileStrategy,
                             cancelStreamRegistry,
                             SnapshotExecutionType.ASYNCHRONOUS)
                     .snapshot(checkpointId, timestamp, streamFactory, checkpointOptions);
         }
-        // Full snapshots, and native savepoints (self-contained) of an incremental backend.
+        // The heap backends' checkpoints; full RocksDB checkpoints of a state with TTL's
+        // cleanupFullSnapshot (streamed through its filter); native savepoints (self-contained,
+        // in the common format any native backend restores).
         return new SnapshotStrategyRunner<>(
                         description,
                         snapshotStrategy,
@@ -747,15 +755,15 @@ public final class NativeKeyedStateBackend<K> extends AbstractKeyedStateBackend<
 
     @Override
     public void notifyCheckpointComplete(long checkpointId) {
-        if (incrementalStrategy != null) {
-            incrementalStrategy.notifyCheckpointComplete(checkpointId);
+        if (fileStrategy != null) {
+            fileStrategy.notifyCheckpointComplete(checkpointId);
         }
     }
 
     @Override
     public void notifyCheckpointAborted(long checkpointId) {
-        if (incrementalStrategy != null) {
-            incrementalStrategy.notifyCheckpointAborted(checkpointId);
+        if (fileStrategy != null) {
+            fileStrategy.notifyCheckpointAborted(checkpointId);
         }
     }
 
