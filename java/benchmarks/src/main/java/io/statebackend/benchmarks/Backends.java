@@ -8,9 +8,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.util.Collection;
 import java.util.Collections;
+import java.util.Map;
 import org.apache.flink.api.common.ExecutionConfig;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.contrib.streaming.state.EmbeddedRocksDBStateBackend;
 import org.apache.flink.contrib.streaming.state.RocksDBKeyedStateBackendBuilder;
 import org.apache.flink.contrib.streaming.state.RocksDBPriorityQueueConfig;
@@ -87,6 +89,45 @@ final class Backends implements AutoCloseable {
                 default:
                     return throughStateBackend(
                             nativeBackend(type, root, incremental, checkpoints), root, restore);
+            }
+        } catch (Exception | Error e) {
+            FileUtils.deleteDirectoryQuietly(root);
+            throw e;
+        }
+    }
+
+    /**
+     * A fresh RocksDB backend, Flink's ({@code ROCKSDB}) or ours ({@code NATIVE_ROCKSDB}), with
+     * managed memory off as in {@link #create(BackendType)} and {@code options} ({@code
+     * state.backend.rocksdb.*} keys, e.g. {@code memory.fixed-per-slot}) on top. Flink's is built
+     * through {@link EmbeddedRocksDBStateBackend} (which applies the options as a job's
+     * configuration would) with its RocksDB directory under {@link #root()}.
+     */
+    static Backends createRocksDB(BackendType type, Map<String, String> options) throws Exception {
+        File root = Files.createTempDirectory("statebackend-bench-").toFile();
+        try {
+            switch (type) {
+                case ROCKSDB:
+                    EmbeddedRocksDBStateBackend flinks = new EmbeddedRocksDBStateBackend(false);
+                    flinks.getMemoryConfiguration().setUseManagedMemory(false);
+                    // As a job's configuration is applied (none: Flink's defaults).
+                    EmbeddedRocksDBStateBackend rocks =
+                            flinks.configure(
+                                    Configuration.fromMap(options),
+                                    Backends.class.getClassLoader());
+                    File db = new File(root, "db");
+                    if (!db.mkdirs()) {
+                        throw new IOException("cannot create " + db);
+                    }
+                    rocks.setDbStoragePath(db.getAbsolutePath());
+                    return throughStateBackend(rocks, root, Collections.emptyList());
+                case NATIVE_ROCKSDB:
+                    NativeRocksDBBackend ours =
+                            (NativeRocksDBBackend) nativeBackend(type, root, false, null);
+                    options.forEach(ours::setRocksDBOption);
+                    return throughStateBackend(ours, root, Collections.emptyList());
+                default:
+                    throw new IllegalArgumentException("not a RocksDB backend: " + type);
             }
         } catch (Exception | Error e) {
             FileUtils.deleteDirectoryQuietly(root);
