@@ -172,19 +172,11 @@ final class NativeIncrementalSnapshotStrategy
         List<HandleAndLocalPath> own = new ArrayList<>();
         Map<String, Stored> stored = new HashMap<>();
         boolean full = mode == Mode.FULL;
+        // A full checkpoint stores the SST files as its own, with the others.
+        List<String> ownFiles = new ArrayList<>();
         for (String file : NativeBridge.uploadFiles(id, true)) {
             if (full) {
-                own.add(
-                        HandleAndLocalPath.of(
-                                storeOwn(
-                                        id,
-                                        file,
-                                        streamFactory,
-                                        registry,
-                                        created,
-                                        chunk,
-                                        checkpointId),
-                                file));
+                ownFiles.add(file);
                 continue;
             }
             Stored before = upload.previous.get(file);
@@ -214,18 +206,18 @@ final class NativeIncrementalSnapshotStrategy
             shared.add(HandleAndLocalPath.of(handle, file));
             stored.put(file, new Stored(handle, record[0]));
         }
-        for (String file : NativeBridge.uploadFiles(id, false)) {
-            own.add(
-                    HandleAndLocalPath.of(
-                            storeOwn(
-                                    id,
-                                    file,
-                                    streamFactory,
-                                    registry,
-                                    created,
-                                    chunk,
-                                    checkpointId),
-                            file));
+        ownFiles.addAll(List.of(NativeBridge.uploadFiles(id, false)));
+        for (String file : ownFiles) {
+            StreamStateHandle handle =
+                    store(
+                            streamFactory,
+                            CheckpointedStateScope.EXCLUSIVE,
+                            registry,
+                            created,
+                            out ->
+                                    NativeBridge.uploadFile(
+                                            id, file, out, chunk, describe(checkpointId)));
+            own.add(HandleAndLocalPath.of(handle, file));
         }
         long[] sizes = new long[3];
         StreamStateHandle meta =
@@ -256,24 +248,6 @@ final class NativeIncrementalSnapshotStrategy
                         own,
                         meta,
                         checkpointedSize));
-    }
-
-    /** One file stored as the checkpoint's own. */
-    private StreamStateHandle storeOwn(
-            long id,
-            String file,
-            CheckpointStreamFactory streamFactory,
-            CloseableRegistry registry,
-            List<StreamStateHandle> created,
-            byte[] chunk,
-            long checkpointId)
-            throws IOException {
-        return store(
-                streamFactory,
-                CheckpointedStateScope.EXCLUSIVE,
-                registry,
-                created,
-                out -> NativeBridge.uploadFile(id, file, out, chunk, describe(checkpointId)));
     }
 
     private String describe(long checkpointId) {
