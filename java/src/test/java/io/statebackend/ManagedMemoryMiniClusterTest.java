@@ -9,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -71,26 +70,12 @@ class ManagedMemoryMiniClusterTest {
     /** Runs {@link Footprint} in a JVM of its own; its native memory growth in bytes. */
     private static long run(Path dir, boolean managed) throws Exception {
         Files.createDirectories(dir);
-        List<String> command = new ArrayList<>();
-        command.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
-        command.add("-Xms512m");
-        command.add("-Xmx512m");
-        command.add("-XX:+AlwaysPreTouch");
-        for (String opens :
-                new String[] {
-                    "java.util", "java.lang", "java.net", "java.io", "java.util.concurrent"
-                }) {
-            command.add("--add-opens=java.base/" + opens + "=ALL-UNNAMED");
-        }
-        String nativePath = System.getProperty("statebackend.native.path");
-        if (nativePath != null) {
-            command.add("-Dstatebackend.native.path=" + nativePath);
-        }
-        command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
-        command.add(Footprint.class.getName());
-        command.add(dir.toString());
-        command.add(Boolean.toString(managed));
+        List<String> command =
+                ForkedJvm.command(
+                        List.of("-Xms512m", "-Xmx512m", "-XX:+AlwaysPreTouch"),
+                        Footprint.class,
+                        dir.toString(),
+                        Boolean.toString(managed));
         Process process =
                 new ProcessBuilder(command)
                         .redirectErrorStream(true)

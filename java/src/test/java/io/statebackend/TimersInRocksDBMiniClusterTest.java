@@ -8,7 +8,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -101,29 +100,18 @@ class TimersInRocksDBMiniClusterTest {
 
     /** Runs {@link Timers} in a JVM of its own; its {@code result} line, by name. */
     private static Map<String, Long> run(Path dir, String factory, long timers) throws Exception {
-        List<String> command = new ArrayList<>();
-        command.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
-        command.add("-Xms" + HEAP);
-        command.add("-Xmx" + HEAP);
-        command.add("-XX:+UseG1GC");
-        // 10M heap timers do not fit: fail at once rather than collect for minutes.
-        command.add("-XX:+ExitOnOutOfMemoryError");
-        for (String opens :
-                new String[] {
-                    "java.util", "java.lang", "java.net", "java.io", "java.util.concurrent"
-                }) {
-            command.add("--add-opens=java.base/" + opens + "=ALL-UNNAMED");
-        }
-        String nativePath = System.getProperty("statebackend.native.path");
-        if (nativePath != null) {
-            command.add("-Dstatebackend.native.path=" + nativePath);
-        }
-        command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
-        command.add(Timers.class.getName());
-        command.add(dir.toString());
-        command.add(factory);
-        command.add(Long.toString(timers));
+        List<String> command =
+                ForkedJvm.command(
+                        // 10M heap timers do not fit: fail at once rather than collect for minutes.
+                        List.of(
+                                "-Xms" + HEAP,
+                                "-Xmx" + HEAP,
+                                "-XX:+UseG1GC",
+                                "-XX:+ExitOnOutOfMemoryError"),
+                        Timers.class,
+                        dir.toString(),
+                        factory,
+                        Long.toString(timers));
         Path output = dir.resolve("output.txt");
         Process process =
                 new ProcessBuilder(command)

@@ -140,7 +140,7 @@ final class NativeTimerQueue<T> {
         DirectInputView result = access.result(r);
         try {
             while (result.available() > 0) {
-                byte[] element = new byte[readVarint(result)];
+                byte[] element = new byte[NativeListState.readVarint(result)];
                 result.readFully(element);
                 elements.add(element);
             }
@@ -148,17 +148,6 @@ final class NativeTimerQueue<T> {
             throw new UncheckedIOException("reading timers of '" + name + "'", e);
         }
         return elements;
-    }
-
-    private static int readVarint(DirectInputView in) throws IOException {
-        int value = 0;
-        for (int shift = 0; ; shift += 7) {
-            byte b = in.readByte();
-            value |= (b & 0x7f) << shift;
-            if (b >= 0) {
-                return value;
-            }
-        }
     }
 
     /** The timers of one key group: a native sorted set with its smallest elements cached. */
