@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const JAVA: &str = "java/src/main/java/io/statebackend/internal/NativeBridge.java";
+const JAVA: &str = "java/flink-common/src/main/java/io/statebackend/internal/NativeBridge.java";
 const PREFIX: &str = "Java_io_statebackend_internal_NativeBridge_";
 
 /// A method: parameter types and return type, as written on its side.

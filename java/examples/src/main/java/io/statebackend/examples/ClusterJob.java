@@ -29,7 +29,8 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  *   <li>{@code --backend config|code}: {@code config} (the default) leaves the state backend to the
  *       cluster's configuration ({@code state.backend.type}); {@code code} sets {@code new
  *       NativeRocksDBBackend(checkpoints)} on the environment, so the backend object is made by the
- *       job's code and travels to the cluster inside the job graph;
+ *       job's code and travels to the cluster inside the job graph (on Flink 2.x, which has no
+ *       {@code setStateBackend}, its configuration does: see {@link FlinkLine});
  *   <li>{@code --checkpoints URI}: the checkpoint directory ({@code file:///…}; the cluster's
  *       {@code state.checkpoints.dir}), used by {@code --backend code} and to report the restored
  *       checkpoint's size;
@@ -47,7 +48,6 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 public final class ClusterJob {
     private ClusterJob() {}
 
-    @SuppressWarnings("deprecation") // setStateBackend: see ExactlyOnceDemo
     public static void main(String[] args) throws Exception {
         Map<String, String> opts = parse(args);
         Path work = Path.of(required(opts, "work")).toAbsolutePath();
@@ -77,7 +77,8 @@ public final class ClusterJob {
             case "config":
                 break;
             case "code":
-                env.setStateBackend(new NativeRocksDBBackend(required(opts, "checkpoints")));
+                FlinkLine.chooseBackend(
+                        env, new NativeRocksDBBackend(required(opts, "checkpoints")));
                 break;
             default:
                 throw new IllegalArgumentException(

@@ -13,7 +13,6 @@ import java.util.List;
 import org.apache.flink.api.connector.sink2.Committer;
 import org.apache.flink.api.connector.sink2.CommitterInitContext;
 import org.apache.flink.api.connector.sink2.CommittingSinkWriter;
-import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.connector.sink2.SinkWriter;
 import org.apache.flink.api.connector.sink2.SupportsCommitter;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
@@ -36,7 +35,8 @@ import org.apache.flink.core.io.SimpleVersionedSerializer;
  * <p>File names are {@code part-<subtask>-<attempt>-<n>}, unique within one run of the job; a
  * production sink would add a random or job-specific part and sync files before committing them.
  */
-final class CommittedFileSink implements Sink<String>, SupportsCommitter<String> {
+final class CommittedFileSink extends FlinkLine.SinkBase<String>
+        implements SupportsCommitter<String> {
     private static final long serialVersionUID = 1L;
 
     private final String staging;
@@ -53,14 +53,10 @@ final class CommittedFileSink implements Sink<String>, SupportsCommitter<String>
         return writer(context);
     }
 
-    /** Abstract in Flink 1.20 but no longer called by it: the variant above is. */
-    @Deprecated
-    @Override
-    public SinkWriter<String> createWriter(InitContext context) throws IOException {
-        return writer(context);
-    }
-
-    private SinkWriter<String> writer(org.apache.flink.api.connector.sink2.InitContext context) {
+    /**
+     * Also Flink 1.20's deprecated {@code createWriter(Sink.InitContext)}: see {@link FlinkLine}.
+     */
+    SinkWriter<String> writer(org.apache.flink.api.connector.sink2.InitContext context) {
         String prefix =
                 "part-"
                         + context.getTaskInfo().getIndexOfThisSubtask()

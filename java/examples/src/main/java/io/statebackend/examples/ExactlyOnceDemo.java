@@ -8,6 +8,7 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.security.CodeSource;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -37,6 +38,7 @@ import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.connector.datagen.source.DataGeneratorSource;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.runtime.util.EnvironmentInformation;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
@@ -82,6 +84,7 @@ public final class ExactlyOnceDemo {
 
     private static final String FAILURE_MARKER = "failure-injected";
     private static final String RESTORE_MARKER = "restored-from";
+    private static final String STATE_CLASS_MARKER = "state-class";
 
     private ExactlyOnceDemo() {}
 
@@ -94,7 +97,6 @@ public final class ExactlyOnceDemo {
         }
     }
 
-    @SuppressWarnings("deprecation") // setStateBackend, see below
     private static void run(Path work) throws Exception {
         Path checkpoints = Files.createDirectory(work.resolve("checkpoints"));
         Path staging = Files.createDirectory(work.resolve("staging"));
@@ -108,10 +110,11 @@ public final class ExactlyOnceDemo {
         env.setParallelism(2);
         env.setMaxParallelism(128);
         env.enableCheckpointing(200);
-        // Deprecated in Flink 1.20 in favour of configuration (state.backend.type:
-        // io.statebackend.NativeRocksDBBackendFactory, see docs/flink.md), still the plain way
-        // to pick a backend in code.
-        env.setStateBackend(new NativeRocksDBBackend(checkpoints.toUri().toString()));
+        // Flink 1.20: env.setStateBackend(backend), as 1.20 jobs choose a backend in code;
+        // Flink 2.x, which has no setStateBackend: env.configure(backend.toConfiguration()),
+        // that is state.backend.type: io.statebackend.NativeRocksDBBackendFactory and the
+        // checkpoint directory. FlinkLine has the line's variant (src/flink-<line>/java).
+        FlinkLine.chooseBackend(env, new NativeRocksDBBackend(checkpoints.toUri().toString()));
 
         DataGeneratorSource<Long> numbers =
                 new DataGeneratorSource<>(
@@ -134,6 +137,11 @@ public final class ExactlyOnceDemo {
                         + " keyed by n % "
                         + KEYS
                         + ", parallelism 2 (max 128), NativeRocksDBBackend");
+        System.out.println(
+                "   on Flink "
+                        + EnvironmentInformation.getVersion()
+                        + ", the backend chosen "
+                        + FlinkLine.HOW_BACKEND_IS_CHOSEN);
         System.out.println("   checkpoints every 200 ms to " + checkpoints.toUri());
         long start = System.nanoTime();
         JobExecutionResult result = env.execute("libstatebackend exactly-once demo");
@@ -141,12 +149,14 @@ public final class ExactlyOnceDemo {
 
         String failure = readMarker(work.resolve(FAILURE_MARKER));
         String restoredFrom = readMarker(work.resolve(RESTORE_MARKER));
+        String stateClass = readMarker(work.resolve(STATE_CLASS_MARKER));
         System.out.println("   failure injected: " + (failure == null ? "none" : failure));
         System.out.println(
                 "   Flink restarted the job from "
                         + (restoredFrom == null ? "no checkpoint" : restoredFrom)
                         + ": keyed state restored by NativeRocksDBBackend, source rewound to"
                         + " its checkpointed position");
+        System.out.println("   the job's value state: " + stateClass);
         System.out.println(
                 "   job finished in " + millis + " ms (job id " + result.getJobID() + ")");
 
@@ -167,6 +177,9 @@ public final class ExactlyOnceDemo {
         List<String> expected = expectedOutput();
         Set<String> expectedSet = new HashSet<>(expected);
         List<String> problems = new ArrayList<>();
+        if (stateClass == null || !stateClass.startsWith("io.statebackend.")) {
+            problems.add("the keyed state was not the native backend's: " + stateClass);
+        }
         if (failure == null) {
             problems.add("no failure was injected");
         }
@@ -267,8 +280,8 @@ public final class ExactlyOnceDemo {
     /**
      * Keeps value, list, map and reducing state per key and emits it every {@link #EMIT_EVERY}
      * numbers of the key. Injects the demo's one failure, and notes which checkpoint the job was
-     * restored from, with its size on disk (both in marker files in the demo's directory, which
-     * {@link #main} reads).
+     * restored from, with its size on disk, and the class of its value state, with the jar that
+     * class came from (all in marker files in the demo's directory, which {@link #main} reads).
      */
     static final class KeyStatistics extends KeyedProcessFunction<Integer, Long, String>
             implements CheckpointedFunction, CheckpointListener {
@@ -319,7 +332,7 @@ public final class ExactlyOnceDemo {
         }
 
         @Override
-        public void open(OpenContext openContext) {
+        public void open(OpenContext openContext) throws IOException {
             count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Types.INT));
             numbers =
                     getRuntimeContext()
@@ -336,6 +349,7 @@ public final class ExactlyOnceDemo {
                     getRuntimeContext()
                             .getReducingState(
                                     new ReducingStateDescriptor<>("max", Math::max, Types.LONG));
+            createOnce(Path.of(work, STATE_CLASS_MARKER), classAndOrigin(count));
         }
 
         @Override
@@ -403,6 +417,16 @@ public final class ExactlyOnceDemo {
         } catch (FileAlreadyExistsException e) {
             return false;
         }
+    }
+
+    /** The class of {@code object} and the jar (or directory) it was loaded from. */
+    private static String classAndOrigin(Object object) {
+        CodeSource source = object.getClass().getProtectionDomain().getCodeSource();
+        return object.getClass().getName()
+                + " from "
+                + (source == null
+                        ? "the JDK"
+                        : Path.of(source.getLocation().getPath()).getFileName());
     }
 
     private static String readMarker(Path file) throws IOException {
