@@ -220,12 +220,13 @@ fn corrupted_sst_or_manifest_is_detected() {
     StateBackend::restore(incremental(dir.path(), 0, 1), std::slice::from_ref(&h)).unwrap();
 }
 
-/// `state.backend.rocksdb.incremental.compaction-wait`: after a bulk load of 512 MiB
-/// (1 KiB incompressible values, 2 key groups), the first checkpoint lets the load's
-/// compactions finish before it links its files, so the next checkpoints, each after
-/// 1% of the keys changed, upload about that 1% (5 MiB) instead of the compactions'
-/// outputs (244 MiB for the second one without the option, measured with
-/// `examples/incremental_probe.rs`).
+/// `state.backend.rocksdb.incremental.compaction-wait` (30 s by default): after a bulk
+/// load of 512 MiB (1 KiB incompressible values, 2 key groups), the first checkpoint
+/// finds RocksDB far behind with its compactions and lets them finish before it links
+/// its files, so the next checkpoints, each after 1% of the keys changed, upload about
+/// that 1% (5 MiB) instead of the compactions' outputs (244 MiB for the second one with
+/// `compaction-wait: 0`, measured with `examples/incremental_probe.rs`). With default
+/// options.
 #[test]
 fn compaction_wait_keeps_later_checkpoints_to_what_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,9 +237,11 @@ fn compaction_wait_keeps_later_checkpoints_to_what_changed() {
         .unwrap()
         .with_incremental(true)
         .with_retained_checkpoints(2);
-    config
-        .set_rocksdb_option("state.backend.rocksdb.incremental.compaction-wait", "2 min")
-        .unwrap();
+    for metric in ["estimate-pending-compaction-bytes", "total-sst-files-size"] {
+        config
+            .set_rocksdb_option(&format!("state.backend.rocksdb.metrics.{metric}"), "true")
+            .unwrap();
+    }
     let mut b = StateBackend::open(config).unwrap();
     let s = b
         .register_state("v", statebackend::StateKind::Value, b"")
@@ -254,6 +257,20 @@ fn compaction_wait_keeps_later_checkpoints_to_what_changed() {
     }
     let first = b.checkpoint(1).unwrap();
     assert!(first.bytes_written > 500 << 20, "{}", first.bytes_written);
+    // The checkpoint waited for the load's compactions: RocksDB has caught up.
+    let m = b.metrics();
+    let property = |name: &str| {
+        let i = m.properties.iter().position(|p| p == name).unwrap();
+        m.states[s as usize].properties[i].unwrap()
+    };
+    let pending = property("rocksdb.estimate-pending-compaction-bytes");
+    let sst = property("rocksdb.total-sst-files-size");
+    assert!(
+        pending * 4 < sst,
+        "{} MiB of compactions pending in {} MiB of files after the first checkpoint",
+        pending >> 20,
+        sst >> 20
+    );
     for id in 2..=4u64 {
         for k in (0..keys).step_by(100) {
             put(&mut b, k, id);

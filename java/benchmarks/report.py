@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Turns a JMH JSON result of the state benchmarks into docs/benchmarks.md's table and a PNG chart.
 
-Usage: report.py RESULTS.json DOC.md CHART.png CONTEXT.txt
+Usage: report.py RESULTS.json DOC.md CHART.png CONTEXT.txt [--flink-2.3]
 
 The table and the run's context replace what stands between the markers
-<!-- bench-flink:begin --> and <!-- bench-flink:end --> in DOC.md.
+<!-- bench-flink:begin --> and <!-- bench-flink:end --> in DOC.md. With --flink-2.3 (the run of
+BENCH_FLINK=2.3 scripts/bench-flink): Flink 2.3's backends, FORST among them, and a ratio of
+NATIVE_ROCKSDB to FORST, between <!-- bench-flink-2.3:begin --> and <!-- bench-flink-2.3:end -->;
+the chart is linked from the block only if it sits beside DOC.md.
 """
 import json
 import math
@@ -22,6 +25,15 @@ ORDER = [
 ]
 BEGIN = "<!-- bench-flink:begin -->"
 END = "<!-- bench-flink:end -->"
+
+
+def flink_2_3():
+    """Switches to the Flink 2.3 run: FORST (Flink 2.x's ForStStateBackend) and its own block."""
+    global BACKENDS, RATIOS, BEGIN, END
+    BACKENDS = ["HEAP", "ROCKSDB", "FORST", "NATIVE_MEMORY", "NATIVE_FS", "NATIVE_ROCKSDB"]
+    RATIOS = RATIOS + [("NATIVE_ROCKSDB", "FORST")]
+    BEGIN = "<!-- bench-flink-2.3:begin -->"
+    END = "<!-- bench-flink-2.3:end -->"
 
 
 def load(path):
@@ -88,7 +100,7 @@ def chart(names, scores, path):
     import matplotlib.pyplot as plt
 
     colors = {
-        "HEAP": "#9e9e9e", "ROCKSDB": "#5d4037",
+        "HEAP": "#9e9e9e", "ROCKSDB": "#5d4037", "FORST": "#fb8c00",
         "NATIVE_MEMORY": "#1e88e5", "NATIVE_FS": "#43a047", "NATIVE_ROCKSDB": "#e53935",
     }
     fig, (left, right) = plt.subplots(
@@ -98,23 +110,26 @@ def chart(names, scores, path):
     ys = list(range(len(names)))
     for k, b in enumerate(BACKENDS):
         vals = [scores[n].get(b, 0) or 0 for n in names]
-        left.barh([y + (k - 2) * height for y in ys], vals, height, label=b, color=colors[b])
+        left.barh([y + (k - (len(BACKENDS) - 1) / 2) * height for y in ys], vals, height,
+                  label=b, color=colors[b])
     left.set_xscale("log")
     left.set_yticks(ys)
     left.set_yticklabels(names)
     left.invert_yaxis()
     left.grid(axis="x", which="both", alpha=0.3)
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=5, fontsize=8)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=len(BACKENDS), fontsize=8)
     left.set_title("Throughput, ops/ms (log scale, higher is better)")
     height = 0.8 / len(RATIOS)
     for k, (a, b) in enumerate(RATIOS):
         vals = [ratio(scores[n], a, b) or 0 for n in names]
-        right.barh([y + (k - 1) * height for y in ys], vals, height,
-                   label=f"{a} / {b}", color=colors[a])
+        right.barh([y + (k - (len(RATIOS) - 1) / 2) * height for y in ys], vals, height,
+                   label=f"{a} / {b}", color=colors[a] if (a, b) != ("NATIVE_ROCKSDB", "FORST")
+                   else colors[b])
     right.axvline(1.0, color="black", linewidth=1)
     right.set_xscale("log")
     right.grid(axis="x", which="both", alpha=0.3)
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=3, fontsize=8)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=min(len(RATIOS), 3),
+                 fontsize=8)
     right.set_title("Ours / Flink's (log scale; right of 1: ours faster)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -138,25 +153,32 @@ def settings(runs):
 
 def main():
     results, doc, png, context = sys.argv[1:5]
+    if "--flink-2.3" in sys.argv[5:]:
+        flink_2_3()
     runs, scores = load(results)
     names, text = table(scores)
     chart(names, scores, png)
     with open(context) as f:
         ctx = f.read().strip()
-    block = "\n".join([
+    words = {3: "three", 4: "four"}
+    lines = [
         BEGIN,
         ctx,
         f"- settings: {settings(runs)}",
         "",
-        "ops/ms (higher is better); the last three columns are ours divided by Flink's "
+        f"ops/ms (higher is better); the last {words.get(len(RATIOS), len(RATIOS))} columns "
+        "are ours divided by Flink's "
         "(`memory/HEAP` is NATIVE_MEMORY / HEAP, and so on; above 1 we are faster).",
         "",
         text,
         "",
-        f"![ops/ms per benchmark and backend, and ours relative to Flink's]"
-        f"({os.path.basename(png)})",
-        END,
-    ])
+    ]
+    if os.path.dirname(os.path.abspath(png)) == os.path.dirname(os.path.abspath(doc)):
+        lines.append(
+            f"![ops/ms per benchmark and backend, and ours relative to Flink's]"
+            f"({os.path.basename(png)})")
+    lines.append(END)
+    block = "\n".join(lines)
     with open(doc) as f:
         content = f.read()
     if BEGIN not in content or END not in content:

@@ -448,16 +448,17 @@ impl DbWriter {
         Ok(self.inner.db.write_opt(batch, &self.write)?)
     }
 
-    /// See [`RocksStore::local_checkpoint`]. With `incremental.compaction-wait`, the
-    /// memtables are flushed and RocksDB's pending compactions get up to that long to
-    /// finish first: a checkpoint right after a bulk load then links the compacted
-    /// files, and the next ones upload what changed instead of the compactions'
-    /// outputs. It runs on the writer thread, after the runs before the checkpoint:
-    /// the checkpoint's content does not change, and the task thread waits only if it
-    /// must hand over a run meanwhile.
+    /// See [`RocksStore::local_checkpoint`]. When RocksDB is far behind with its
+    /// compactions ([`DbWriter::compactions_behind`]: a bulk load just happened), the
+    /// memtables are flushed and the pending compactions get up to
+    /// `incremental.compaction-wait` to finish first: the checkpoint after the load then
+    /// links the compacted files, and the next ones upload what changed instead of the
+    /// compactions' outputs. It runs on the writer thread, after the runs before the
+    /// checkpoint: the checkpoint's content does not change, and the task thread waits
+    /// only if it must hand over a run meanwhile.
     pub(crate) fn local_checkpoint(&self) -> Result<LocalCheckpoint> {
         let wait = self.inner.compaction_wait;
-        if !wait.is_zero() {
+        if !wait.is_zero() && self.compactions_behind() {
             let mut options = rocksdb::WaitForCompactOptions::default();
             options.set_flush(true);
             options.set_timeout(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
@@ -469,6 +470,30 @@ impl DbWriter {
             }
         }
         link(&self.inner)
+    }
+
+    /// Whether RocksDB's estimate of the bytes its pending compactions must rewrite is
+    /// at least a quarter of the DB's files (and 64 MiB): so right after a bulk load,
+    /// when a checkpoint would link files that are about to be rewritten, and not while
+    /// a job updates its state at a steady rate (1 GiB of state with 1% changed between
+    /// checkpoints: about 10%).
+    fn compactions_behind(&self) -> bool {
+        let sum = |property: &str| -> u64 {
+            // States are numbered from 0, one column family each.
+            (0..)
+                .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
+                .map(|cf| {
+                    self.inner
+                        .db
+                        .property_int_value_cf(&cf, property)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                })
+                .sum()
+        };
+        let pending = sum("rocksdb.estimate-pending-compaction-bytes");
+        pending >= 64 << 20 && pending.saturating_mul(4) >= sum("rocksdb.total-sst-files-size")
     }
 
     /// A new file `name` in the working directory to write entries into (DB keys in

@@ -37,9 +37,10 @@ pub struct RocksOptions {
     pub write_cache_size: usize,
     /// Of those, bytes not yet written to RocksDB (`write-cache.dirty-size`).
     pub write_cache_dirty_size: usize,
-    /// How long an incremental checkpoint lets RocksDB finish its pending
-    /// compactions before it links its files (`incremental.compaction-wait`; zero:
-    /// not at all). See `DbWriter::local_checkpoint`.
+    /// How long at most a checkpoint lets RocksDB finish its pending compactions
+    /// before it links its files, when they are far behind (a bulk load just
+    /// happened): `incremental.compaction-wait`, 30 s by default; zero: never. See
+    /// `DbWriter::local_checkpoint`.
     pub compaction_wait: std::time::Duration,
     /// The RocksDB properties read as metrics (`metrics.*` set to true).
     pub metrics: MetricOptions,
@@ -216,7 +217,7 @@ impl Default for RocksOptions {
             background_jobs: 2,
             write_cache_size: 256 << 20,
             write_cache_dirty_size: 32 << 20,
-            compaction_wait: std::time::Duration::ZERO,
+            compaction_wait: DEFAULT_COMPACTION_WAIT,
             metrics: MetricOptions::default(),
         }
     }
@@ -417,6 +418,9 @@ impl RocksOptions {
     }
 }
 
+/// See [`RocksOptions::compaction_wait`].
+pub(crate) const DEFAULT_COMPACTION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A duration in Flink's notation: a number and a unit (`ms`, `s`, `min`, `h`, or
 /// their long names; none: milliseconds).
 fn parse_duration(value: &str) -> Option<std::time::Duration> {
@@ -467,6 +471,12 @@ mod tests {
         );
         assert_eq!(wait("1 min").unwrap(), std::time::Duration::from_secs(60));
         assert_eq!(wait("0").unwrap(), std::time::Duration::ZERO);
+        assert_eq!(
+            RocksOptions::from_config(&BTreeMap::new())
+                .unwrap()
+                .compaction_wait,
+            DEFAULT_COMPACTION_WAIT
+        );
         let e = wait("soon").unwrap_err().to_string();
         assert!(
             e.contains("state.backend.rocksdb.incremental.compaction-wait"),

@@ -9,39 +9,30 @@ import java.nio.file.Files;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.Map;
-import org.apache.flink.api.common.ExecutionConfig;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.contrib.streaming.state.EmbeddedRocksDBStateBackend;
-import org.apache.flink.contrib.streaming.state.RocksDBKeyedStateBackendBuilder;
-import org.apache.flink.contrib.streaming.state.RocksDBPriorityQueueConfig;
-import org.apache.flink.contrib.streaming.state.RocksDBResourceContainer;
 import org.apache.flink.core.fs.CloseableRegistry;
 import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
 import org.apache.flink.runtime.io.disk.iomanager.IOManagerAsync;
 import org.apache.flink.runtime.operators.testutils.MockEnvironment;
 import org.apache.flink.runtime.operators.testutils.MockEnvironmentBuilder;
 import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
-import org.apache.flink.runtime.state.AbstractStateBackend;
+import org.apache.flink.runtime.state.CheckpointStorageAccess;
 import org.apache.flink.runtime.state.KeyGroupRange;
 import org.apache.flink.runtime.state.KeyedStateBackendParametersImpl;
 import org.apache.flink.runtime.state.KeyedStateHandle;
-import org.apache.flink.runtime.state.LocalRecoveryConfig;
 import org.apache.flink.runtime.state.StateBackend;
-import org.apache.flink.runtime.state.heap.HeapKeyedStateBackendBuilder;
-import org.apache.flink.runtime.state.heap.HeapPriorityQueueSetFactory;
-import org.apache.flink.runtime.state.metrics.LatencyTrackingStateConfig;
+import org.apache.flink.runtime.state.storage.FileSystemCheckpointStorage;
 import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
 import org.apache.flink.util.FileUtils;
-import org.apache.flink.util.IOUtils;
 
 /**
  * Builds one keyed state backend of each kind with the same parameters: {@code Long} keys through
  * Flink's {@link LongSerializer}, max parallelism 2, key groups 0..1, no latency tracking. Flink's
  * backends are built through their builders as flink-benchmarks does; ours through {@link
  * StateBackend#createKeyedStateBackend}, the entry point Flink's task uses. All files (RocksDB
- * directories, our backends' local directories) live under one temporary directory.
+ * directories, our backends' local directories) live under one temporary directory. What differs
+ * between Flink lines (builders, packages, ForSt) is in {@link FlinkLineBackends}, one per line.
  */
 final class Backends implements AutoCloseable {
     static final int MAX_PARALLELISM = 2;
@@ -76,16 +67,25 @@ final class Backends implements AutoCloseable {
         try {
             switch (type) {
                 case HEAP:
-                    return new Backends(heap(restore), root, null);
+                    return new Backends(FlinkLineBackends.heap(restore), root, null);
                 case ROCKSDB:
                     if (incremental) {
                         // The builder's incremental switch is package-private: go through the
                         // backend, with managed memory off as in the builder path.
-                        EmbeddedRocksDBStateBackend rocks = new EmbeddedRocksDBStateBackend(true);
-                        rocks.getMemoryConfiguration().setUseManagedMemory(false);
-                        return throughStateBackend(rocks, root, restore);
+                        return throughStateBackend(
+                                FlinkLineBackends.embeddedRocksDB(true, null, null), root, restore);
                     }
-                    return new Backends(rocksDB(new File(root, "db"), restore), root, null);
+                    File dbDir = new File(root, "db");
+                    if (!dbDir.mkdirs()) {
+                        throw new IOException("cannot create " + dbDir);
+                    }
+                    return new Backends(FlinkLineBackends.rocksDB(dbDir, restore), root, null);
+                case FORST:
+                    return throughStateBackend(
+                            FlinkLineBackends.forSt(new File(root, "forst"), incremental),
+                            root,
+                            restore,
+                            true);
                 default:
                     return throughStateBackend(
                             nativeBackend(type, root, incremental, checkpoints), root, restore);
@@ -100,27 +100,22 @@ final class Backends implements AutoCloseable {
      * A fresh RocksDB backend, Flink's ({@code ROCKSDB}) or ours ({@code NATIVE_ROCKSDB}), with
      * managed memory off as in {@link #create(BackendType)} and {@code options} ({@code
      * state.backend.rocksdb.*} keys, e.g. {@code memory.fixed-per-slot}) on top. Flink's is built
-     * through {@link EmbeddedRocksDBStateBackend} (which applies the options as a job's
-     * configuration would) with its RocksDB directory under {@link #root()}.
+     * through its EmbeddedRocksDBStateBackend (which applies the options as a job's configuration
+     * would) with its RocksDB directory under {@link #root()}.
      */
     static Backends createRocksDB(BackendType type, Map<String, String> options) throws Exception {
         File root = Files.createTempDirectory("statebackend-bench-").toFile();
         try {
             switch (type) {
                 case ROCKSDB:
-                    EmbeddedRocksDBStateBackend flinks = new EmbeddedRocksDBStateBackend(false);
-                    flinks.getMemoryConfiguration().setUseManagedMemory(false);
-                    // As a job's configuration is applied (none: Flink's defaults).
-                    EmbeddedRocksDBStateBackend rocks =
-                            flinks.configure(
-                                    Configuration.fromMap(options),
-                                    Backends.class.getClassLoader());
                     File db = new File(root, "db");
                     if (!db.mkdirs()) {
                         throw new IOException("cannot create " + db);
                     }
-                    rocks.setDbStoragePath(db.getAbsolutePath());
-                    return throughStateBackend(rocks, root, Collections.emptyList());
+                    return throughStateBackend(
+                            FlinkLineBackends.embeddedRocksDB(false, options, db),
+                            root,
+                            Collections.emptyList());
                 case NATIVE_ROCKSDB:
                     NativeRocksDBBackend ours =
                             (NativeRocksDBBackend) nativeBackend(type, root, false, null);
@@ -131,65 +126,6 @@ final class Backends implements AutoCloseable {
             }
         } catch (Exception | Error e) {
             FileUtils.deleteDirectoryQuietly(root);
-            throw e;
-        }
-    }
-
-    private static AbstractKeyedStateBackend<Long> heap(Collection<KeyedStateHandle> restore)
-            throws IOException {
-        ExecutionConfig config = new ExecutionConfig();
-        return new HeapKeyedStateBackendBuilder<>(
-                        null,
-                        LongSerializer.INSTANCE,
-                        Backends.class.getClassLoader(),
-                        MAX_PARALLELISM,
-                        KEY_GROUPS,
-                        config,
-                        TtlTimeProvider.DEFAULT,
-                        LatencyTrackingStateConfig.disabled(),
-                        restore,
-                        AbstractStateBackend.getCompressionDecorator(config),
-                        LocalRecoveryConfig.BACKUP_AND_RECOVERY_DISABLED,
-                        new HeapPriorityQueueSetFactory(KEY_GROUPS, MAX_PARALLELISM, 128),
-                        // Asynchronous snapshots, as HashMapStateBackend builds it for a job.
-                        true,
-                        new CloseableRegistry())
-                .build();
-    }
-
-    private static AbstractKeyedStateBackend<Long> rocksDB(
-            File dbDir, Collection<KeyedStateHandle> restore) throws IOException {
-        if (!dbDir.mkdirs()) {
-            throw new IOException("cannot create " + dbDir);
-        }
-        ExecutionConfig config = new ExecutionConfig();
-        // Flink's default options, no managed memory: what flink-benchmarks measures.
-        RocksDBResourceContainer resources = new RocksDBResourceContainer();
-        try {
-            return new RocksDBKeyedStateBackendBuilder<>(
-                            "benchmark",
-                            Backends.class.getClassLoader(),
-                            dbDir,
-                            resources,
-                            stateName -> resources.getColumnOptions(),
-                            null,
-                            LongSerializer.INSTANCE,
-                            MAX_PARALLELISM,
-                            KEY_GROUPS,
-                            config,
-                            LocalRecoveryConfig.BACKUP_AND_RECOVERY_DISABLED,
-                            RocksDBPriorityQueueConfig.buildWithPriorityQueueType(
-                                    EmbeddedRocksDBStateBackend.PriorityQueueStateType.ROCKSDB),
-                            TtlTimeProvider.DEFAULT,
-                            LatencyTrackingStateConfig.disabled(),
-                            new UnregisteredMetricsGroup(),
-                            (name, value) -> {},
-                            restore,
-                            AbstractStateBackend.getCompressionDecorator(config),
-                            new CloseableRegistry())
-                    .build();
-        } catch (IOException | RuntimeException e) {
-            IOUtils.closeQuietly(resources);
             throw e;
         }
     }
@@ -231,6 +167,20 @@ final class Backends implements AutoCloseable {
     private static Backends throughStateBackend(
             StateBackend backend, File root, Collection<KeyedStateHandle> restore)
             throws Exception {
+        return throughStateBackend(backend, root, restore, false);
+    }
+
+    /**
+     * A keyed backend built by {@code backend} as Flink's task builds it; {@code
+     * checkpointStorage}: the task has the job's checkpoint storage (under {@code root}), which
+     * ForSt asks for when it builds its keyed backend (MockEnvironment has none of its own).
+     */
+    private static Backends throughStateBackend(
+            StateBackend backend,
+            File root,
+            Collection<KeyedStateHandle> restore,
+            boolean checkpointStorage)
+            throws Exception {
         File local = new File(root, "local");
         if (!local.mkdirs()) {
             throw new IOException("cannot create " + local);
@@ -247,6 +197,13 @@ final class Backends implements AutoCloseable {
         }
         MockEnvironment env = slot.build();
         try {
+            if (checkpointStorage) {
+                CheckpointStorageAccess storage =
+                        new FileSystemCheckpointStorage(new File(root, "job-checkpoints").toURI())
+                                .createCheckpointStorage(env.getJobID());
+                storage.initializeBaseLocationsForCheckpoint();
+                env.setCheckpointStorageAccess(storage);
+            }
             AbstractKeyedStateBackend<Long> keyed =
                     (AbstractKeyedStateBackend<Long>)
                             backend.createKeyedStateBackend(

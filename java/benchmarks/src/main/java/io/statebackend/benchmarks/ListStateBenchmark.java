@@ -6,7 +6,6 @@ import java.util.Collections;
 import java.util.List;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.contrib.streaming.state.RocksDBKeyedStateBackend;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -18,8 +17,8 @@ import org.openjdk.jmh.infra.Blackhole;
 /**
  * List state. Each iteration starts from one element under each preloaded key and ends by clearing
  * every key, as in flink-benchmarks. Flink's RocksDB backend is compacted after both, as there, and
- * so is ours ({@code NativeKeyedStateBackend#compactState}): both start each iteration with no
- * background compaction owed.
+ * so are Flink's ForSt backend (on 2.x) and ours ({@code NativeKeyedStateBackend#compactState}):
+ * all start each iteration with no background compaction owed.
  */
 public class ListStateBenchmark extends StateBenchmarkBase {
     private final ListStateDescriptor<Long> descriptor =
@@ -61,15 +60,16 @@ public class ListStateBenchmark extends StateBenchmarkBase {
         if (!compactRocksDB()) {
             System.gc();
         }
-        if (backend == BackendType.ROCKSDB || backend == BackendType.NATIVE_ROCKSDB) {
+        if (backend == BackendType.ROCKSDB
+                || backend == BackendType.FORST
+                || backend == BackendType.NATIVE_ROCKSDB) {
             // Let background flushes and compactions settle (flink-benchmarks waits 1 s).
             Thread.sleep(1000);
         }
     }
 
     private boolean compactRocksDB() throws Exception {
-        if (keyed instanceof RocksDBKeyedStateBackend) {
-            ((RocksDBKeyedStateBackend<Long>) keyed).compactState(descriptor);
+        if (FlinkLineBackends.compact(keyed, descriptor)) {
             return true;
         }
         if (backend == BackendType.NATIVE_ROCKSDB) {
