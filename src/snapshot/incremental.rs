@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The files of the previous completed checkpoint, by their name in the DB.
 pub(crate) type PreviousFiles = BTreeMap<String, DbFile>;
@@ -317,17 +318,53 @@ pub(crate) fn resolve(manifest: &str, location: &FileLocation) -> String {
 }
 
 /// Copies every file of a checkpoint into `dest`, verifying sizes and checksums.
-pub(crate) fn download(sources: &DbFileSources, files: &DbFiles, dest: &Path) -> Result<()> {
+pub(crate) fn download(
+    sources: &DbFileSources,
+    files: &DbFiles,
+    dest: &Path,
+    threads: usize,
+) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    let mut buf = vec![0u8; CHUNK_LEN as usize];
-    for f in &files.files {
-        let target = dest.join(&f.name);
-        let mut output = File::create(&target).map_err(|e| Error::io(&target, e))?;
-        read_checked(sources, f, &mut buf, &mut |chunk| {
-            output.write_all(chunk).map_err(|e| Error::io(&target, e))
-        })?;
+    // Files are taken in turn by up to `threads` threads, each reading one file at a
+    // time through its own source (a Java stream each, from Flink).
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let copy = || -> Result<()> {
+        let mut buf = vec![0u8; CHUNK_LEN as usize];
+        while !failed.load(Ordering::Relaxed) {
+            let Some(f) = files.files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let target = dest.join(&f.name);
+            let result = File::create(&target)
+                .map_err(|e| Error::io(&target, e))
+                .and_then(|mut output| {
+                    read_checked(sources, f, &mut buf, &mut |chunk| {
+                        output.write_all(chunk).map_err(|e| Error::io(&target, e))
+                    })
+                });
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+                return result;
+            }
+        }
+        Ok(())
+    };
+    let threads = threads.clamp(1, files.files.len().max(1));
+    if threads == 1 {
+        return copy();
     }
-    Ok(())
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(copy)).collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(Error::Restore("a file reader panicked".into())))
+            })
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
 }
 
 /// Reads the stored copy of `f` chunk by chunk into `buf` (`CHUNK_LEN` bytes),

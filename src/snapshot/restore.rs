@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::operator::OperatorStateStore;
 use crate::state::{StateId, StateKind, StateRegistry};
+use crate::store::rocks::options::RocksOptions;
 use crate::store::rocks::RocksStore;
 use crate::store::{EntryRef, KeyedStore};
 
@@ -69,14 +70,20 @@ fn renumbered<'e>(ids: &[StateId], e: EntryRef<'e>) -> EntryRef<'e> {
     }
 }
 
+/// Threads that read a snapshot's RocksDB files (`checkpoint.transfer.thread.num`).
+fn transfer_threads(config: &Config) -> Result<usize> {
+    Ok(RocksOptions::from_config(&config.rocksdb_options)?.transfer_threads)
+}
+
 /// Opens the RocksDB store of a restore from the incremental snapshot `base`: its
 /// files become the working DB, and key groups this instance does not own are
 /// deleted with range deletes.
 pub(crate) fn open_base(config: &Config, base: &OpenSnapshot) -> Result<RocksStore> {
     let (sources, files) = base.db_files().expect("the base is incremental");
     let kinds: Vec<StateKind> = base.manifest.states.iter().map(|s| s.kind).collect();
+    let threads = transfer_threads(config)?;
     let mut store = RocksStore::open_in(config, base.manifest.key_group_range, &kinds, |dir| {
-        incremental::download(sources, files, dir)
+        incremental::download(sources, files, dir, threads)
     })?;
     store.clip_to(config.key_group_range)?;
     Ok(store)
@@ -138,9 +145,10 @@ pub(crate) fn restore(
                 let kinds: Vec<StateKind> = s.manifest.states.iter().map(|x| x.kind).collect();
                 // A temporary DB from the snapshot's files; its entries of our key groups
                 // are copied, then it is deleted (disk: the result plus one instance).
+                let threads = transfer_threads(config)?;
                 let source =
                     RocksStore::open_in(config, s.manifest.key_group_range, &kinds, |dir| {
-                        incremental::download(sources, files, dir)
+                        incremental::download(sources, files, dir, threads)
                     })?;
                 let view = source.view()?;
                 store.restore_entries(&mut |sink| {

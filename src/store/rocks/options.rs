@@ -42,6 +42,9 @@ pub struct RocksOptions {
     /// happened): `incremental.compaction-wait`, 30 s by default; zero: never. See
     /// `DbWriter::local_checkpoint`.
     pub compaction_wait: std::time::Duration,
+    /// Threads that read a checkpoint's files on restore
+    /// (`checkpoint.transfer.thread.num`, 4 by default as in Flink).
+    pub transfer_threads: usize,
     /// The RocksDB properties read as metrics (`metrics.*` set to true).
     pub metrics: MetricOptions,
 }
@@ -179,6 +182,7 @@ const APPLIED: &[&str] = &[
     "write-cache.size",
     "write-cache.dirty-size",
     "incremental.compaction-wait",
+    "checkpoint.transfer.thread.num",
 ];
 
 /// Keys read by the Flink integration, checked here and without effect on the core:
@@ -192,7 +196,7 @@ const FLINK_INTEGRATION: &[&str] = &[
 ];
 
 /// Keys of Flink's RocksDB options that are accepted and have no effect here.
-const ACCEPTED_WITHOUT_EFFECT: &[&str] = &["checkpoint.transfer.thread.num"];
+const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[];
 
 /// Whether `option` (a key without `state.backend.rocksdb.`) is one this library
 /// knows (see `Config::knows_rocksdb_option`).
@@ -218,6 +222,7 @@ impl Default for RocksOptions {
             write_cache_size: 256 << 20,
             write_cache_dirty_size: 32 << 20,
             compaction_wait: DEFAULT_COMPACTION_WAIT,
+            transfer_threads: 4,
             metrics: MetricOptions::default(),
         }
     }
@@ -353,6 +358,14 @@ impl RocksOptions {
                         )
                     })?;
                 }
+                "checkpoint.transfer.thread.num" => {
+                    o.transfer_threads = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=64).contains(&n))
+                        .ok_or_else(|| err(key, value, "expected a number of threads, 1 to 64"))?;
+                }
                 // Read by the Flink integration: native sorted sets or heap queues.
                 "timer-service.factory" => {
                     if !matches!(
@@ -482,6 +495,26 @@ mod tests {
             e.contains("state.backend.rocksdb.incremental.compaction-wait"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn transfer_threads_are_flinks_option() {
+        let threads = |v: &str| {
+            RocksOptions::from_config(&BTreeMap::from([(
+                "checkpoint.transfer.thread.num".to_string(),
+                v.to_string(),
+            )]))
+            .map(|o| o.transfer_threads)
+        };
+        assert_eq!(threads("8").unwrap(), 8);
+        assert_eq!(RocksOptions::default().transfer_threads, 4);
+        for bad in ["0", "many", "1000"] {
+            let e = threads(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("state.backend.rocksdb.checkpoint.transfer.thread.num"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
