@@ -13,7 +13,6 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.stream.Stream;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.api.common.state.v2.ListState;
@@ -54,7 +53,9 @@ import org.junit.jupiter.params.provider.MethodSource;
  * exactly-once result, computed here by replaying the same per-key rules on plain Java collections.
  */
 class StateV2MiniClusterTest {
-    private static final int EVENTS = 6000;
+    /** The events of the source, {@link ExactlyOnceMiniClusterTest}'s, which this job reads. */
+    private static final int EVENTS = ExactlyOnceMiniClusterTest.EVENTS;
+
     private static final int KEYS = 20;
     private static final int RECENT = 3;
 
@@ -66,7 +67,10 @@ class StateV2MiniClusterTest {
                             .setNumberSlotsPerTaskManager(2)
                             .build());
 
-    static final AtomicBoolean checkpointCompleted = new AtomicBoolean();
+    /** The source's gate: past the middle only once a checkpoint has completed. */
+    private static final AtomicBoolean checkpointCompleted =
+            ExactlyOnceMiniClusterTest.checkpointCompleted;
+
     static final AtomicBoolean failed = new AtomicBoolean();
 
     /** Whether the keyed function was restored from a checkpoint (after the failure). */
@@ -81,29 +85,12 @@ class StateV2MiniClusterTest {
     /** The V2 states' classes, as "adaptor class -> adapted (synchronous) state class". */
     static final Set<String> stateClasses = ConcurrentHashMap.newKeySet();
 
-    static Stream<String> backends() {
-        return Stream.of("rocksdb", "rocksdb-incremental", "fs", "memory");
-    }
-
-    private static AbstractNativeBackend backend(String kind, Path checkpoints) {
-        switch (kind) {
-            case "rocksdb":
-                return new NativeRocksDBBackend(checkpoints.toUri().toString());
-            case "rocksdb-incremental":
-                return new NativeRocksDBBackend(checkpoints.toUri().toString(), true);
-            case "fs":
-                return new NativeFsBackend(checkpoints.toUri().toString());
-            default:
-                return new NativeMemoryBackend();
-        }
-    }
-
     private static String expectedBackendType(String kind) {
         return "native-" + (kind.startsWith("rocksdb") ? "rocksdb" : kind);
     }
 
     @ParameterizedTest
-    @MethodSource("backends")
+    @MethodSource("io.statebackend.ExactlyOnceMiniClusterTest#backends")
     void asyncStateJobRecoversExactlyOnce(String kind) throws Exception {
         // Not @TempDir: a checkpoint's file may still be written while the finished job shuts
         // down, and JUnit would fail the test on the leftover.
@@ -131,9 +118,9 @@ class StateV2MiniClusterTest {
         env.setParallelism(2);
         env.setMaxParallelism(128);
         env.enableCheckpointing(100);
-        TestJobs.setStateBackend(env, backend(kind, checkpoints));
+        TestJobs.setStateBackend(env, ExactlyOnceMiniClusterTest.backend(kind, checkpoints));
 
-        env.addSource(new CountingSource())
+        env.addSource(new ExactlyOnceMiniClusterTest.CountingSource())
                 .setParallelism(1)
                 .keyBy(i -> (int) (i % KEYS))
                 .enableAsyncState()
@@ -230,52 +217,6 @@ class StateV2MiniClusterTest {
                 + recent
                 + " max="
                 + max;
-    }
-
-    /** Emits 0..EVENTS-1 slowly, its offset in operator state. */
-    static final class CountingSource implements TestSource<Long>, CheckpointedFunction {
-        private volatile boolean running = true;
-        private long next;
-        private transient org.apache.flink.api.common.state.ListState<Long> offset;
-
-        @Override
-        public void run(SourceContext<Long> ctx) throws Exception {
-            while (running && next < EVENTS) {
-                // Past the middle only once a checkpoint has completed: the failure then
-                // always happens after one.
-                while (running && next == EVENTS / 2 && !checkpointCompleted.get()) {
-                    Thread.sleep(10);
-                }
-                synchronized (ctx.getCheckpointLock()) {
-                    ctx.collect(next++);
-                }
-                if (next % 5 == 0) {
-                    Thread.sleep(1);
-                }
-            }
-        }
-
-        @Override
-        public void cancel() {
-            running = false;
-        }
-
-        @Override
-        public void snapshotState(FunctionSnapshotContext context) throws Exception {
-            offset.update(List.of(next));
-        }
-
-        @Override
-        public void initializeState(FunctionInitializationContext context) throws Exception {
-            offset =
-                    context.getOperatorStateStore()
-                            .getListState(
-                                    new org.apache.flink.api.common.state.ListStateDescriptor<>(
-                                            "offset", Long.class));
-            for (Long o : offset.get()) {
-                next = o;
-            }
-        }
     }
 
     /**

@@ -39,7 +39,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * 100 ms, failing once after a checkpoint completed: its output must equal the exactly-once result.
  */
 class ExactlyOnceMiniClusterTest {
-    private static final int EVENTS = 6000;
+    static final int EVENTS = 6000;
     private static final int KEYS = 20;
 
     @RegisterExtension
@@ -61,7 +61,7 @@ class ExactlyOnceMiniClusterTest {
         return Stream.of("rocksdb", "rocksdb-incremental", "fs", "memory");
     }
 
-    private static AbstractNativeBackend backend(String kind, Path checkpoints) {
+    static AbstractNativeBackend backend(String kind, Path checkpoints) {
         switch (kind) {
             case "rocksdb":
                 return new NativeRocksDBBackend(checkpoints.toUri().toString());
