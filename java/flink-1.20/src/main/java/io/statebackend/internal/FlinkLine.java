@@ -1,5 +1,6 @@
 package io.statebackend.internal;
 
+import java.util.function.Supplier;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSchemaCompatibility;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
@@ -21,13 +22,13 @@ public final class FlinkLine {
 
     /**
      * Whether a restored state's value serializer {@code serializer} can read what {@code old}
-     * wrote ({@code previous} is the serializer {@code old} restores). On 1.20 as Flink 1.20's
-     * backends: turning TTL on or off for a state is incompatible.
+     * wrote ({@code previous} restores the serializer {@code old} describes). On 1.20 as Flink
+     * 1.20's backends: turning TTL on or off for a state is incompatible.
      */
     static <T> TypeSerializerSchemaCompatibility<T> resolveValueSerializer(
             TypeSerializer<T> serializer,
             TypeSerializerSnapshot<T> old,
-            TypeSerializer<T> previous) {
+            Supplier<TypeSerializer<T>> previous) {
         return serializer.snapshotConfiguration().resolveSchemaCompatibility(old);
     }
 }

@@ -1,5 +1,6 @@
 package io.statebackend.internal;
 
+import java.util.function.Supplier;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSchemaCompatibility;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
@@ -30,7 +31,7 @@ public final class FlinkLine {
 
     /**
      * Whether a restored state's value serializer {@code serializer} can read what {@code old}
-     * wrote ({@code previous} is the serializer {@code old} restores). On 2.x as Flink 2.x's
+     * wrote ({@code previous} restores the serializer {@code old} describes). On 2.x as Flink 2.x's
      * backends: turning TTL on or off for a state is compatible after migration (Flink's {@link
      * TtlAwareSerializer}), if the user's serializers are compatible; {@link StateMigration} then
      * adds or strips the TTL timestamps.
@@ -39,8 +40,8 @@ public final class FlinkLine {
     static <T> TypeSerializerSchemaCompatibility<T> resolveValueSerializer(
             TypeSerializer<T> serializer,
             TypeSerializerSnapshot<T> old,
-            TypeSerializer<T> previous) {
-        if (!TtlAwareSerializer.needTtlStateMigration(previous, serializer)) {
+            Supplier<TypeSerializer<T>> previous) {
+        if (!TtlAwareSerializer.needTtlStateMigration(previous.get(), serializer)) {
             return serializer.snapshotConfiguration().resolveSchemaCompatibility(old);
         }
         TypeSerializerSchemaCompatibility<T> userValues =

@@ -1,6 +1,7 @@
 package io.statebackend.internal;
 
 import java.io.IOException;
+import java.util.function.Supplier;
 import org.apache.flink.api.common.state.StateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSchemaCompatibility;
@@ -234,13 +235,21 @@ final class StateMetadata {
                     "; namespaces are not migrated, their serializer must be compatible as it is"
                             + " or after reconfiguration");
         }
-        // Restored before resolving: on Flink 2.x the TTL-aware resolution rewraps the snapshot.
-        TypeSerializer<?> previous = oldValue.restoreSerializer();
+        // Restored once, when first needed: by a migration, or on Flink 2.x by the TTL-aware
+        // resolution, before it rewraps the snapshot.
+        TypeSerializer<?>[] restored = new TypeSerializer<?>[1];
+        Supplier<TypeSerializer<Object>> previousSerializer =
+                () -> {
+                    if (restored[0] == null) {
+                        restored[0] = oldValue.restoreSerializer();
+                    }
+                    return (TypeSerializer<Object>) restored[0];
+                };
         TypeSerializerSchemaCompatibility<?> value =
                 FlinkLine.resolveValueSerializer(
                         (TypeSerializer<Object>) valueSerializer,
                         (TypeSerializerSnapshot<Object>) oldValue,
-                        (TypeSerializer<Object>) previous);
+                        previousSerializer);
         if (value.isCompatibleAsIs()) {
             return new Resolution(namespaceSerializer, valueSerializer, null, false);
         }
@@ -249,6 +258,7 @@ final class StateMetadata {
                     namespaceSerializer, value.getReconfiguredSerializer(), null, false);
         }
         if (value.isCompatibleAfterMigration()) {
+            TypeSerializer<?> previous = previousSerializer.get();
             boolean userKeysChange =
                     type == StateDescriptor.Type.MAP
                             && !resolve(
