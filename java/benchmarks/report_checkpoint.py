@@ -45,7 +45,7 @@ def checkpoint_table(rows):
     head = [
         "backend", "mode", "state (MiB)", "sync pause (ms)", "async phase (s)",
         "checkpoint (MiB)", "2nd checkpoint: sync (ms)", "2nd: async (s)",
-        "2nd: uploaded (MiB)", "restore (s)", "handle",
+        "2nd: uploaded (MiB)", "restore (s)", "restore, rescaled 1→2 (s)", "handle",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -58,6 +58,7 @@ def checkpoint_table(rows):
             num(r.get("secondAsyncSeconds")) if inc else "",
             num(r.get("secondCheckpointedMiB"), 1) if inc else "",
             num(r["restoreSeconds"]),
+            num(r.get("rescaleRestoreSeconds")),
             r.get("secondHandleType", r["firstHandleType"]),
         ]) + " |")
     return "\n".join(lines)

@@ -67,8 +67,11 @@ def main():
           f"{', '.join(str(r) for r in stats[next(iter(stats))]['rounds'])} "
           "(range in brackets; round 1 is a warm-up).")
     print()
+    own = any(k[1] == "v2-own" for k in stats)
     head = ["backend", "V1 records/s", "V2 records/s", "V2/V1", "checkpoints (V1; V2)",
             "V2 state (as Flink builds it)"]
+    if own:
+        head[4:4] = ["V2, own async backend", "own/V2"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for b in backends:
@@ -76,10 +79,12 @@ def main():
         cps = "; ".join(
             "/".join(str(c) for c in s["checkpoints"]) if s else "–" for s in (v1, v2))
         ok = all(s["verified"] for s in (v1, v2) if s)
-        print("| " + " | ".join([
-            b, rate((b, "v1")), rate((b, "v2")), ratio((b, "v2"), (b, "v1")), cps,
-            (v2["states"] if v2 else "–") + ("" if ok else " **(NOT VERIFIED)**"),
-        ]) + " |")
+        ok = ok and all(s["verified"] for s in [stats.get((b, "v2-own"))] if s)
+        row = [b, rate((b, "v1")), rate((b, "v2")), ratio((b, "v2"), (b, "v1")), cps,
+               (v2["states"] if v2 else "–") + ("" if ok else " **(NOT VERIFIED)**")]
+        if own:
+            row[4:4] = [rate((b, "v2-own")), ratio((b, "v2-own"), (b, "v2"))]
+        print("| " + " | ".join(row) + " |")
     print()
     ours = [b for b in backends if b not in FLINK]
     flink = [b for b in FLINK if b in backends]

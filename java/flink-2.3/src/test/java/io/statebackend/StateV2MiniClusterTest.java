@@ -13,6 +13,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.api.common.state.v2.ListState;
@@ -26,8 +27,10 @@ import org.apache.flink.api.common.state.v2.ValueState;
 import org.apache.flink.api.common.state.v2.ValueStateDescriptor;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.runtime.asyncprocessing.AsyncExecutionController;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.runtime.state.v2.AbstractKeyedState;
 import org.apache.flink.runtime.state.v2.adaptor.StateAdaptor;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
@@ -38,6 +41,7 @@ import org.apache.flink.util.Collector;
 import org.apache.flink.util.FileUtils;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -46,11 +50,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * state through {@code asyncValue}/{@code asyncUpdate}, {@code asyncAdd}/{@code asyncGet}, {@code
  * asyncGet}/{@code asyncPut}/{@code asyncRemove}/{@code asyncContains}/{@code asyncEntries}.
  *
- * <p>Our {@code StateBackend} has no asynchronous keyed backend, so Flink wraps the synchronous one
- * in its {@code AsyncKeyedStateBackendAdaptor}; the test checks that it did, that the adapted
- * states are ours and that the operator's keyed state store reports our backend type. The job
- * checkpoints every 100 ms and fails once after a checkpoint completed: its output must equal the
- * exactly-once result, computed here by replaying the same per-key rules on plain Java collections.
+ * <p>The states are our asynchronous keyed backend's ({@code NativeAsyncKeyedStateBackend}):
+ * Flink's request-issuing V2 states whose requests Flink's controller hands to our {@code
+ * NativeStateExecutor}; the test checks that, and that the operator's keyed state store reports our
+ * backend type. The job checkpoints every 100 ms and fails once after a checkpoint completed: its
+ * output must equal the exactly-once result, computed here by replaying the same per-key rules on
+ * plain Java collections.
  */
 class StateV2MiniClusterTest {
     /** The events of the source, {@link ExactlyOnceMiniClusterTest}'s, which this job reads. */
@@ -82,27 +87,35 @@ class StateV2MiniClusterTest {
     /** What the keyed state store reports as its backend, from every (re)started subtask. */
     static final Set<String> backendTypes = ConcurrentHashMap.newKeySet();
 
-    /** The V2 states' classes, as "adaptor class -> adapted (synchronous) state class". */
+    /**
+     * The V2 states' classes, as "adaptor class -> adapted state class" or "state class via the
+     * executor of its requests".
+     */
     static final Set<String> stateClasses = ConcurrentHashMap.newKeySet();
 
     private static String expectedBackendType(String kind) {
         return "native-" + (kind.startsWith("rocksdb") ? "rocksdb" : kind);
     }
 
-    @ParameterizedTest
-    @MethodSource("io.statebackend.ExactlyOnceMiniClusterTest#backends")
-    void asyncStateJobRecoversExactlyOnce(String kind) throws Exception {
+    static Stream<Arguments> backendsAndPaths() {
+        return ExactlyOnceMiniClusterTest.backends()
+                .flatMap(kind -> Stream.of(Arguments.of(kind, false), Arguments.of(kind, true)));
+    }
+
+    @ParameterizedTest(name = "{0}, own async keyed backend: {1}")
+    @MethodSource("backendsAndPaths")
+    void asyncStateJobRecoversExactlyOnce(String kind, boolean asyncKeyedBackend) throws Exception {
         // Not @TempDir: a checkpoint's file may still be written while the finished job shuts
         // down, and JUnit would fail the test on the leftover.
         Path checkpoints = Files.createTempDirectory("state-v2-");
         try {
-            runJob(kind, checkpoints);
+            runJob(kind, asyncKeyedBackend, checkpoints);
         } finally {
             FileUtils.deleteDirectoryQuietly(checkpoints.toFile());
         }
     }
 
-    private void runJob(String kind, Path checkpoints) throws Exception {
+    private void runJob(String kind, boolean asyncKeyedBackend, Path checkpoints) throws Exception {
         checkpointCompleted.set(false);
         failed.set(false);
         restored.set(false);
@@ -119,6 +132,9 @@ class StateV2MiniClusterTest {
         env.setMaxParallelism(128);
         env.enableCheckpointing(100);
         TestJobs.setStateBackend(env, ExactlyOnceMiniClusterTest.backend(kind, checkpoints));
+        env.configure(
+                new Configuration()
+                        .set(AbstractNativeBackend.ASYNC_KEYED_BACKEND, asyncKeyedBackend));
 
         env.addSource(new ExactlyOnceMiniClusterTest.CountingSource())
                 .setParallelism(1)
@@ -133,14 +149,27 @@ class StateV2MiniClusterTest {
         assertThat(backendTypes)
                 .as("the keyed state store's backend, in every subtask and attempt")
                 .containsExactly(expectedBackendType(kind));
-        // Flink wrapped our synchronous keyed states in its V2 adaptors (no async backend).
-        assertThat(stateClasses)
-                .isNotEmpty()
-                .allSatisfy(
-                        c ->
-                                assertThat(c)
-                                        .startsWith(StateAdaptor.class.getPackageName() + ".")
-                                        .contains(" -> io.statebackend.internal.Native"));
+        if (asyncKeyedBackend) {
+            // Our asynchronous keyed backend ran the requests.
+            assertThat(stateClasses)
+                    .isNotEmpty()
+                    .allSatisfy(
+                            c ->
+                                    assertThat(c)
+                                            .doesNotStartWith(StateAdaptor.class.getPackageName())
+                                            .endsWith(
+                                                    " via io.statebackend.internal"
+                                                            + ".NativeStateExecutor"));
+        } else {
+            // Flink wrapped our synchronous keyed states in its V2 adaptors.
+            assertThat(stateClasses)
+                    .isNotEmpty()
+                    .allSatisfy(
+                            c ->
+                                    assertThat(c)
+                                            .startsWith(StateAdaptor.class.getPackageName() + ".")
+                                            .contains(" -> io.statebackend.internal.Native"));
+        }
         assertThat(duplicates).isEmpty();
         assertThat(new TreeMap<>(results)).isEqualTo(expected());
     }
@@ -274,14 +303,26 @@ class StateV2MiniClusterTest {
             }
         }
 
-        /** "adaptor class -> adapted state class", or the state's class if not adapted. */
+        /**
+         * "adaptor class -> adapted state class", "state class via the executor of its requests",
+         * or the state's class.
+         */
         private static String describeState(Object state) throws ReflectiveOperationException {
-            if (!(state instanceof StateAdaptor)) {
-                return state.getClass().getName();
+            if (state instanceof StateAdaptor) {
+                Field delegated = StateAdaptor.class.getDeclaredField("delegatedState");
+                delegated.setAccessible(true);
+                return state.getClass().getName()
+                        + " -> "
+                        + delegated.get(state).getClass().getName();
             }
-            Field delegated = StateAdaptor.class.getDeclaredField("delegatedState");
-            delegated.setAccessible(true);
-            return state.getClass().getName() + " -> " + delegated.get(state).getClass().getName();
+            if (state instanceof AbstractKeyedState<?, ?, ?> keyed) {
+                AsyncExecutionController<?, ?> controller =
+                        (AsyncExecutionController<?, ?>) keyed.getStateRequestHandler();
+                return state.getClass().getName()
+                        + " via "
+                        + controller.getAsyncExecutor().getClass().getName();
+            }
+            return state.getClass().getName();
         }
 
         @Override

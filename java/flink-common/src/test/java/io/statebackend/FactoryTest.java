@@ -120,4 +120,24 @@ class FactoryTest {
                 (NativeMemoryBackend) load(new NativeMemoryBackend(12345).toConfiguration());
         assertThat(memoryBack.getMaxStateSize()).isEqualTo(12345);
     }
+
+    /** State V2's own asynchronous keyed backend: off by default, on by configuration. */
+    @Test
+    void asyncKeyedBackendIsChosenByConfiguration() throws Exception {
+        Configuration conf = new Configuration();
+        conf.setString("state.backend.type", NativeFsBackendFactory.class.getName());
+        conf.setString("state.checkpoints.dir", "file:///tmp/ckpt5");
+        AbstractNativeBackend byDefault = (AbstractNativeBackend) load(conf);
+        assertThat(byDefault.isAsyncKeyedBackendEnabled()).isFalse();
+        assertThat(byDefault.supportsAsyncKeyedStateBackend()).isFalse();
+
+        conf.setString("state.backend.native.async-keyed-backend", "true");
+        AbstractNativeBackend enabled = (AbstractNativeBackend) load(conf);
+        assertThat(enabled.isAsyncKeyedBackendEnabled()).isTrue();
+        // And it survives toConfiguration, as the other settings do.
+        assertThat(
+                        ((AbstractNativeBackend) load(enabled.toConfiguration()))
+                                .isAsyncKeyedBackendEnabled())
+                .isTrue();
+    }
 }

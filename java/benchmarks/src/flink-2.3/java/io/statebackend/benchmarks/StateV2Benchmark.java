@@ -56,8 +56,10 @@ import org.apache.flink.util.FileUtils;
  *
  * <p>Usage: {@code StateV2Benchmark BACKEND [records [keys [rounds [apis]]]]}, BACKEND one of HEAP,
  * ROCKSDB, FORST, NATIVE_MEMORY, NATIVE_FS, NATIVE_ROCKSDB; defaults 2,000,000 records, 100,000
- * keys, 3 rounds of "v1,v2" (V1 then V2 in each round: drift hits both). One line per job: {@code
- * V2RUN {json}}. Backends are chosen by configuration as a Flink 2.x job does ({@code
+ * keys, 3 rounds of "v1,v2" (V1 then V2 in each round: drift hits both), and for our backends also
+ * "v2-own": V2 through our own asynchronous keyed backend ({@code
+ * state.backend.native.async-keyed-backend: true}) instead of Flink's adaptor. One line per job:
+ * {@code V2RUN {json}}. Backends are chosen by configuration as a Flink 2.x job does ({@code
  * state.backend.type: hashmap | rocksdb | forst}, ours through {@code toConfiguration()}), with
  * their defaults; {@code -Dbench.conf=key=value;key=value} adds options to every job's
  * configuration.
@@ -84,14 +86,16 @@ public final class StateV2Benchmark {
 
     public static void main(String[] args) throws Exception {
         if (args.length < 1) {
-            System.err.println("usage: StateV2Benchmark BACKEND [records [keys [rounds [v1,v2]]]]");
+            System.err.println(
+                    "usage: StateV2Benchmark BACKEND [records [keys [rounds [v1,v2,v2-own]]]]");
             System.exit(2);
         }
         String backend = args[0].toUpperCase(Locale.ROOT);
         long records = args.length > 1 ? Long.parseLong(args[1].replace("_", "")) : 2_000_000L;
         int keys = args.length > 2 ? Integer.parseInt(args[2].replace("_", "")) : 100_000;
         int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 3;
-        String[] apis = (args.length > 4 ? args[4] : "v1,v2").split(",");
+        String defaultApis = backend.startsWith("NATIVE_") ? "v1,v2,v2-own" : "v1,v2";
+        String[] apis = (args.length > 4 ? args[4] : defaultApis).split(",");
 
         Expected expected = Expected.compute(records, keys);
         try {
@@ -118,8 +122,8 @@ public final class StateV2Benchmark {
     private static void runJob(
             String backend, String api, long records, int keys, int round, Expected expected)
             throws Exception {
-        if (!api.equals("v1") && !api.equals("v2")) {
-            throw new IllegalArgumentException("API: v1 or v2, got " + api);
+        if (!api.equals("v1") && !api.equals("v2") && !api.equals("v2-own")) {
+            throw new IllegalArgumentException("API: v1, v2 or v2-own, got " + api);
         }
         startNanos = 0;
         endNanos = 0;
@@ -134,6 +138,7 @@ public final class StateV2Benchmark {
         File dir = Files.createTempDirectory("state-v2-bench-").toFile();
         try {
             Configuration config = configuration(backend, dir);
+            config.set(AbstractNativeBackend.ASYNC_KEYED_BACKEND, api.equals("v2-own"));
             StreamExecutionEnvironment env =
                     StreamExecutionEnvironment.getExecutionEnvironment(config);
             env.setParallelism(1);
@@ -144,7 +149,7 @@ public final class StateV2Benchmark {
             KeyedStream<Long, Long> keyed =
                     DataStreamUtils.reinterpretAsKeyedStream(source, new KeyOf(keys));
             DataStream<Tuple3<Long, Long, Integer>> out;
-            if (api.equals("v2")) {
+            if (api.startsWith("v2")) {
                 out = keyed.enableAsyncState().process(new V2Function(records, keys));
             } else {
                 out = keyed.process(new V1Function(records, keys));

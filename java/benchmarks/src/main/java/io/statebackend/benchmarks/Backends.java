@@ -97,6 +97,44 @@ final class Backends implements AutoCloseable {
     }
 
     /**
+     * A RocksDB backend, Flink's ({@code ROCKSDB}, through its EmbeddedRocksDBStateBackend) or ours
+     * ({@code NATIVE_ROCKSDB}), restored from {@code restore} into key groups {@code range} only:
+     * one subtask's part after rescaling.
+     */
+    static Backends restoreRocksDB(
+            BackendType type,
+            Collection<KeyedStateHandle> restore,
+            boolean incremental,
+            String checkpoints,
+            KeyGroupRange range)
+            throws Exception {
+        File root = Files.createTempDirectory("statebackend-bench-").toFile();
+        try {
+            switch (type) {
+                case ROCKSDB:
+                    return throughStateBackend(
+                            FlinkLineBackends.embeddedRocksDB(incremental, null, null),
+                            root,
+                            restore,
+                            false,
+                            range);
+                case NATIVE_ROCKSDB:
+                    return throughStateBackend(
+                            nativeBackend(type, root, incremental, checkpoints),
+                            root,
+                            restore,
+                            false,
+                            range);
+                default:
+                    throw new IllegalArgumentException("not a RocksDB backend: " + type);
+            }
+        } catch (Exception | Error e) {
+            FileUtils.deleteDirectoryQuietly(root);
+            throw e;
+        }
+    }
+
+    /**
      * A fresh RocksDB backend, Flink's ({@code ROCKSDB}) or ours ({@code NATIVE_ROCKSDB}), with
      * managed memory off as in {@link #create(BackendType)} and {@code options} ({@code
      * state.backend.rocksdb.*} keys, e.g. {@code memory.fixed-per-slot}) on top. Flink's is built
@@ -181,6 +219,16 @@ final class Backends implements AutoCloseable {
             Collection<KeyedStateHandle> restore,
             boolean checkpointStorage)
             throws Exception {
+        return throughStateBackend(backend, root, restore, checkpointStorage, KEY_GROUPS);
+    }
+
+    private static Backends throughStateBackend(
+            StateBackend backend,
+            File root,
+            Collection<KeyedStateHandle> restore,
+            boolean checkpointStorage,
+            KeyGroupRange keyGroups)
+            throws Exception {
         File local = new File(root, "local");
         if (!local.mkdirs()) {
             throw new IOException("cannot create " + local);
@@ -213,7 +261,7 @@ final class Backends implements AutoCloseable {
                                             "benchmark",
                                             LongSerializer.INSTANCE,
                                             MAX_PARALLELISM,
-                                            KEY_GROUPS,
+                                            keyGroups,
                                             env.getTaskKvStateRegistry(),
                                             TtlTimeProvider.DEFAULT,
                                             new UnregisteredMetricsGroup(),

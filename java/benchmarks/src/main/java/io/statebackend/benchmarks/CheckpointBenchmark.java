@@ -2,8 +2,13 @@ package io.statebackend.benchmarks;
 
 import java.io.File;
 import java.nio.file.Files;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.RunnableFuture;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
@@ -13,6 +18,8 @@ import org.apache.flink.core.fs.Path;
 import org.apache.flink.runtime.checkpoint.CheckpointOptions;
 import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
 import org.apache.flink.runtime.state.CheckpointStreamFactory;
+import org.apache.flink.runtime.state.KeyGroupRange;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.runtime.state.KeyedStateHandle;
 import org.apache.flink.runtime.state.SharedStateRegistry;
 import org.apache.flink.runtime.state.SharedStateRegistryImpl;
@@ -35,6 +42,10 @@ import org.apache.flink.util.FileUtils;
  *       then, once it is confirmed, a checkpoint after 1% of the keys changed: its phases, the
  *       bytes it uploaded ({@code secondCheckpointedMiB}) and the restore from it.
  * </ul>
+ *
+ * <p>The RocksDB backends also restore with rescaling 1 to 2: two backends, one per key group, each
+ * restored from the same checkpoint at once on its own thread, as two subtasks of a rescaled job
+ * would ({@code rescaleRestoreSeconds}: until both are ready; each checked on its keys).
  *
  * <p>Every backend writes its checkpoints through the same Flink file-system stream factory into a
  * local directory (the Memory backends included: this measures the backend, not the transport to
@@ -124,6 +135,9 @@ public final class CheckpointBenchmark {
             }
         }
         restore(restoreFrom, incremental ? 1 : 0);
+        if (type == BackendType.ROCKSDB || type == BackendType.NATIVE_ROCKSDB) {
+            restoreRescaled(restoreFrom, incremental, incremental ? 1 : 0);
+        }
         json.append('}');
     }
 
@@ -173,6 +187,66 @@ public final class CheckpointBenchmark {
                 }
             }
             field("restoreSeconds", (t1 - t0) / 1e9);
+        }
+    }
+
+    /** Restores into one backend per key group at once, and checks a sample of each one's keys. */
+    private void restoreRescaled(KeyedStateHandle handle, boolean incremental, int version)
+            throws Exception {
+        int parts = Backends.MAX_PARALLELISM;
+        ExecutorService subtasks = Executors.newFixedThreadPool(parts);
+        try {
+            List<Future<Double>> done = new ArrayList<>();
+            long t0 = System.nanoTime();
+            for (int p = 0; p < parts; p++) {
+                int keyGroup = p;
+                done.add(
+                        subtasks.submit(
+                                () -> restorePart(handle, incremental, version, keyGroup, t0)));
+            }
+            double slowest = 0;
+            for (Future<Double> part : done) {
+                slowest = Math.max(slowest, part.get());
+            }
+            field("rescaleRestoreSeconds", slowest);
+        } finally {
+            subtasks.shutdownNow();
+        }
+    }
+
+    /** One subtask's restore of key group {@code keyGroup}: seconds from {@code t0} to ready. */
+    private double restorePart(
+            KeyedStateHandle handle, boolean incremental, int version, int keyGroup, long t0)
+            throws Exception {
+        try (Backends part =
+                Backends.restoreRocksDB(
+                        type,
+                        Collections.singletonList(handle),
+                        incremental,
+                        new File(root, "native-rescaled-" + keyGroup).toURI().toString(),
+                        KeyGroupRange.of(keyGroup, keyGroup))) {
+            ValueState<byte[]> state = state(part.keyed);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            byte[] expected = new byte[VALUE_SIZE];
+            int checked = 0;
+            for (int i = 0; checked < SAMPLE / 2 && i < SAMPLE; i++) {
+                int k = (int) ((long) i * keys / SAMPLE);
+                if (KeyGroupRangeAssignment.assignToKeyGroup((long) k, Backends.MAX_PARALLELISM)
+                        != keyGroup) {
+                    continue;
+                }
+                part.keyed.setCurrentKey((long) k);
+                int v = version == 1 && k % 100 == 0 ? 1 : 0;
+                if (!java.util.Arrays.equals(state.value(), fill(expected, k, v))) {
+                    throw new IllegalStateException(
+                            type + ": wrong value for key " + k + " after the rescaled restore");
+                }
+                checked++;
+            }
+            if (checked == 0) {
+                throw new IllegalStateException(type + ": no key of key group " + keyGroup);
+            }
+            return seconds;
         }
     }
 

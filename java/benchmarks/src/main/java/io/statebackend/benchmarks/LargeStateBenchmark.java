@@ -12,8 +12,13 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
 import org.apache.flink.runtime.state.AbstractKeyedStateBackend;
 import org.apache.flink.runtime.state.VoidNamespace;
@@ -35,16 +40,31 @@ import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.CommandLineOptions;
 
 /**
- * Read-modify-write on keyed value state far larger than the backend's native memory budget (issue
- * 19: "larger-than-memory" at "equal memory"), Flink's EmbeddedRocksDBStateBackend ({@link
- * BackendType#ROCKSDB}) against ours ({@link BackendType#NATIVE_ROCKSDB}).
+ * Keyed state far larger than the backend's native memory budget (issue 19: "larger-than-memory" at
+ * "equal memory"), Flink's EmbeddedRocksDBStateBackend ({@link BackendType#ROCKSDB}) against ours
+ * ({@link BackendType#NATIVE_ROCKSDB}).
  *
  * <p>The state: {@link #stateMiB} MiB of {@code byte[]} values of {@link #valueSize} bytes
- * (incompressible: a xorshift sequence per key, so compression cannot shrink it below the budget),
- * under {@code Long} keys 0..n-1, 2 key groups, {@code VoidNamespace}; loaded once, in ascending
- * key order, before the first trial. Each operation picks a key ({@link #distribution}: {@code
- * uniform}, or {@code zipf}: Zipf-distributed ranks with exponent 0.99 scattered over the key space
- * by a fixed permutation), reads its value, changes 8 bytes of it and writes it back.
+ * (incompressible: a xorshift sequence per value, so compression cannot shrink it below the
+ * budget), under {@code Long} keys 0..n-1, 2 key groups, {@code VoidNamespace}; loaded once, in
+ * ascending key order, before the first trial. Each operation picks a key ({@link #distribution}:
+ * {@code uniform}, or {@code zipf}: Zipf-distributed ranks with exponent 0.99 scattered over the
+ * key space by a fixed permutation) and then, by {@link #workload} (Flink's V1 state API):
+ *
+ * <ul>
+ *   <li>{@code value}: {@code ValueState<byte[]>}, one value per key; reads the key's value,
+ *       changes 8 bytes of it and writes it back.
+ *   <li>{@code map}: {@code MapState<Long, byte[]>} with {@link #userKeys} user keys 0..u-1 per key
+ *       (so n = stateMiB / (userKeys * valueSize)); reads the value of a uniformly random user key
+ *       of the key, changes 8 bytes of it and puts it back (get + put).
+ *   <li>{@code list}: {@code ListState<byte[]>} with {@link #listLength} elements per key after the
+ *       load (appended one by one; n = stateMiB / (listLength * valueSize)); 15 of 16 operations
+ *       append one new element of valueSize bytes to the key's list, every 16th reads the key's
+ *       whole list instead (iterates it, touches every element and checks the count against the
+ *       appends so far). Appends grow the state during the trials (by about valueSize * 15/16 bytes
+ *       per operation), and the lists of hot keys under {@code zipf} grow long: intended, the
+ *       report shows the disk size and {@code maxListLength}.
+ * </ul>
  *
  * <p>Memory ({@link #budget}, {@link #writeCacheRatio}): {@code default} runs each backend as
  * {@link Backends#create(BackendType)} does (managed memory off: Flink's RocksDB with its default
@@ -60,13 +80,17 @@ import org.openjdk.jmh.runner.options.CommandLineOptions;
  * growth over the process before the backend existed: native memory when the heap is committed and
  * touched up front, {@code -Xms} = {@code -Xmx} and {@code -XX:+AlwaysPreTouch}) after the load and
  * at the end of every iteration (the largest), VmHWM, and the bytes this process read from and
- * wrote to the block device (/proc/self/io) per operation. scripts/bench-flink ({@code
- * BENCH_PARTS=large}) runs one JVM per backend, budget and value size, both distributions in it.
+ * wrote to the block device (/proc/self/io) per operation, and {@code bytesUpdatedPerOp}, the bytes
+ * of state an operation writes on average (value, map: valueSize; list: valueSize * 15/16), against
+ * which the device writes per operation are the write amplification. scripts/bench-flink ({@code
+ * BENCH_PARTS=large}) runs one JVM per workload, backend, budget and value size, both distributions
+ * in it.
  *
- * <p>The state is loaded once per JVM: trials whose backend, memory, options, value size and state
- * size are those of the previous trial reuse its state (the distributions run one after the other
- * on it). The last one is closed and its files deleted by {@link #main} (which runs JMH in this JVM
- * and then exits) or, in forked JVMs, by a shutdown hook.
+ * <p>The state is loaded once per JVM: trials whose workload (with its user keys or list length),
+ * backend, memory, options, value size and state size are those of the previous trial reuse its
+ * state (the distributions run one after the other on it; with {@code list}, on lists grown by the
+ * trials before). The last one is closed and its files deleted by {@link #main} (which runs JMH in
+ * this JVM and then exits) or, in forked JVMs, by a shutdown hook.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.Throughput)
@@ -88,6 +112,9 @@ public class LargeStateBenchmark {
 
     /** A prime larger than any key count: rank r is key (r * SCATTER) mod n, a permutation. */
     private static final long SCATTER = 1_000_000_007L;
+
+    /** list: every LIST_READ_EVERY-th operation reads the whole list, the others append. */
+    private static final int LIST_READ_EVERY = 16;
 
     @Param({"ROCKSDB", "NATIVE_ROCKSDB"})
     public BackendType backend;
@@ -114,6 +141,18 @@ public class LargeStateBenchmark {
     @Param({"uniform", "zipf"})
     public String distribution;
 
+    /** {@code value}, {@code map} or {@code list}: see the class comment. */
+    @Param({"value"})
+    public String workload;
+
+    /** map: user keys per key. */
+    @Param({"64"})
+    public int userKeys;
+
+    /** list: elements per key after the load. */
+    @Param({"16"})
+    public int listLength;
+
     /** The loaded state, kept for the next trial on the same state. */
     private static Loaded loaded;
 
@@ -121,7 +160,9 @@ public class LargeStateBenchmark {
 
     private Loaded state;
     private KeySource keys;
+    private SplittableRandom userKeyRandom;
     private long ops;
+    private long touched;
     private Io ioStart;
     private long maxRssAnon;
     private long maxVmRss;
@@ -151,12 +192,26 @@ public class LargeStateBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws Exception {
         Map<String, String> rocksOptions = rocksDBOptions();
-        long n = stateMiB * MIB / valueSize;
-        if (n > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("too many keys: " + n);
+        Workload kind = Workload.parse(workload);
+        int perKey = kind.valuesPerKey(this);
+        if (perKey < 1) {
+            throw new IllegalArgumentException(kind + ": values per key must be positive");
+        }
+        long n = stateMiB * MIB / ((long) perKey * valueSize);
+        if (n > Integer.MAX_VALUE || n < 1) {
+            throw new IllegalArgumentException("keys out of range: " + n);
         }
         String identity =
-                backend + "|" + rocksOptions + "|" + valueSize + "|" + stateMiB + "|" + budget;
+                String.format(
+                        Locale.ROOT,
+                        "%s|%d|%s|%s|%d|%d|%s",
+                        kind,
+                        perKey,
+                        backend,
+                        rocksOptions,
+                        valueSize,
+                        stateMiB,
+                        budget);
         synchronized (LargeStateBenchmark.class) {
             if (loaded != null && !loaded.identity.equals(identity)) {
                 closeLoaded();
@@ -175,7 +230,9 @@ public class LargeStateBenchmark {
                                                 }
                                             }));
                 }
-                loaded = Loaded.load(identity, backend, rocksOptions, (int) n, valueSize);
+                loaded =
+                        Loaded.load(
+                                identity, kind, perKey, backend, rocksOptions, (int) n, valueSize);
             } else {
                 loaded.reused = true;
             }
@@ -192,7 +249,10 @@ public class LargeStateBenchmark {
                 throw new IllegalArgumentException(
                         "distribution: uniform or zipf, got " + distribution);
         }
+        // Its own sequence: the key sequence is that of the value workload.
+        userKeyRandom = new SplittableRandom(0x05e7L);
         ops = 0;
+        touched = 0;
         maxRssAnon = 0;
         maxVmRss = 0;
         ioStart = Io.read();
@@ -225,20 +285,77 @@ public class LargeStateBenchmark {
         return result;
     }
 
+    /** One operation of the workload (the name is the value workload's, kept for the results). */
     @Benchmark
     public void readModifyWrite() throws Exception {
         long key = keys.next();
         state.keyed.setCurrentKey(key);
-        byte[] value = state.values.value();
-        if (value == null || value.length != valueSize) {
-            throw new IllegalStateException(backend + ": no value of key " + key);
+        ++ops;
+        switch (state.workload) {
+            case VALUE:
+                {
+                    byte[] value = state.values.value();
+                    if (value == null || value.length != valueSize) {
+                        throw new IllegalStateException(backend + ": no value of key " + key);
+                    }
+                    change(value);
+                    state.values.update(value);
+                    break;
+                }
+            case MAP:
+                {
+                    Long userKey = (long) userKeyRandom.nextInt(state.perKey);
+                    byte[] value = state.maps.get(userKey);
+                    if (value == null || value.length != valueSize) {
+                        throw new IllegalStateException(
+                                backend + ": no value of key " + key + ", user key " + userKey);
+                    }
+                    change(value);
+                    state.maps.put(userKey, value);
+                    break;
+                }
+            case LIST:
+                if (ops % LIST_READ_EVERY == 0) {
+                    readList((int) key);
+                } else {
+                    // A new array each time: the backend may keep the one it is given.
+                    state.lists.add(CheckpointBenchmark.fill(new byte[valueSize], key, (int) ops));
+                    state.appended[(int) key]++;
+                }
+                break;
+            default:
+                throw new AssertionError(state.workload);
         }
-        long change = ++ops * 0x9E3779B97F4A7C15L;
+    }
+
+    /** Changes 8 bytes of {@code value}, a different place and pattern each operation. */
+    private void change(byte[] value) {
+        long change = ops * 0x9E3779B97F4A7C15L;
         int at = (int) ((ops & 0x7fffffff) % (valueSize - 7));
         for (int b = 0; b < 8; b++) {
             value[at + b] ^= (byte) (change >>> (8 * b));
         }
-        state.values.update(value);
+    }
+
+    /** Iterates the current key's list, touching every element; its length must be exact. */
+    private void readList(int key) throws Exception {
+        Iterable<byte[]> elements = state.lists.get();
+        long count = 0;
+        if (elements != null) {
+            for (byte[] element : elements) {
+                if (element.length != valueSize) {
+                    throw new IllegalStateException(
+                            backend + ": element of " + element.length + " bytes, key " + key);
+                }
+                touched += element[0] ^ element[element.length - 1];
+                count++;
+            }
+        }
+        long expected = (long) state.perKey + state.appended[key];
+        if (count != expected) {
+            throw new IllegalStateException(
+                    backend + ": key " + key + " has " + count + " elements, not " + expected);
+        }
     }
 
     @TearDown(Level.Iteration)
@@ -260,6 +377,18 @@ public class LargeStateBenchmark {
         field(json, "valueSize", valueSize);
         field(json, "stateMiB", stateMiB);
         field(json, "distribution", distribution);
+        field(json, "workload", workload);
+        switch (state.workload) {
+            case MAP:
+                field(json, "userKeys", state.perKey);
+                break;
+            case LIST:
+                field(json, "listLength", state.perKey);
+                field(json, "maxListLength", state.perKey + max(state.appended));
+                break;
+            default:
+                break;
+        }
         field(json, "keys", state.keys);
         field(json, "reusedState", state.reused);
         field(json, "loadSeconds", state.loadSeconds);
@@ -285,10 +414,19 @@ public class LargeStateBenchmark {
                 json,
                 "writeBytesPerOp",
                 ops == 0 ? 0 : (io.writeBytes - ioStart.writeBytes) / (double) ops);
+        field(json, "bytesUpdatedPerOp", state.workload.bytesUpdatedPerOp(valueSize));
         json.setLength(json.length() - 1);
         json.append('}');
         System.out.println();
         System.out.println("LARGE " + json);
+    }
+
+    private static int max(int[] values) {
+        int max = 0;
+        for (int v : values) {
+            max = Math.max(max, v);
+        }
+        return max;
     }
 
     private static void field(StringBuilder json, String name, Object value) {
@@ -303,13 +441,60 @@ public class LargeStateBenchmark {
         json.append(',');
     }
 
+    /** The kind of state and its operation. */
+    private enum Workload {
+        VALUE,
+        MAP,
+        LIST;
+
+        static Workload parse(String name) {
+            switch (name) {
+                case "value":
+                    return VALUE;
+                case "map":
+                    return MAP;
+                case "list":
+                    return LIST;
+                default:
+                    throw new IllegalArgumentException("workload: value, map or list, got " + name);
+            }
+        }
+
+        /** Values (map entries, list elements) per key after the load. */
+        int valuesPerKey(LargeStateBenchmark params) {
+            switch (this) {
+                case MAP:
+                    return params.userKeys;
+                case LIST:
+                    return params.listLength;
+                default:
+                    return 1;
+            }
+        }
+
+        /** Bytes of state one operation writes on average: list reads write nothing. */
+        double bytesUpdatedPerOp(int valueSize) {
+            return this == LIST
+                    ? valueSize * (LIST_READ_EVERY - 1) / (double) LIST_READ_EVERY
+                    : valueSize;
+        }
+    }
+
     /** One loaded backend and its state. */
     private static final class Loaded {
         final String identity;
+        final Workload workload;
+        final int perKey;
         final Backends backends;
         final AbstractKeyedStateBackend<Long> keyed;
-        final ValueState<byte[]> values;
         final int keys;
+        ValueState<byte[]> values;
+        MapState<Long, byte[]> maps;
+        ListState<byte[]> lists;
+
+        /** list: elements appended to each key since the load. */
+        int[] appended;
+
         Status baseline;
         Status afterLoad;
         double loadSeconds;
@@ -317,16 +502,20 @@ public class LargeStateBenchmark {
         long loadWriteBytes;
         boolean reused;
 
-        private Loaded(String identity, Backends backends, ValueState<byte[]> values, int keys) {
+        private Loaded(
+                String identity, Workload workload, int perKey, Backends backends, int keys) {
             this.identity = identity;
+            this.workload = workload;
+            this.perKey = perKey;
             this.backends = backends;
             this.keyed = backends.keyed;
-            this.values = values;
             this.keys = keys;
         }
 
         static Loaded load(
                 String identity,
+                Workload workload,
+                int perKey,
                 BackendType type,
                 Map<String, String> options,
                 int keys,
@@ -336,13 +525,38 @@ public class LargeStateBenchmark {
             Backends backends = Backends.createRocksDB(type, options);
             Loaded loaded;
             try {
-                ValueState<byte[]> values =
-                        backends.keyed.getPartitionedState(
-                                VoidNamespace.INSTANCE,
-                                VoidNamespaceSerializer.INSTANCE,
-                                new ValueStateDescriptor<>(
-                                        "values", BytePrimitiveArraySerializer.INSTANCE));
-                loaded = new Loaded(identity, backends, values, keys);
+                loaded = new Loaded(identity, workload, perKey, backends, keys);
+                switch (workload) {
+                    case VALUE:
+                        loaded.values =
+                                backends.keyed.getPartitionedState(
+                                        VoidNamespace.INSTANCE,
+                                        VoidNamespaceSerializer.INSTANCE,
+                                        new ValueStateDescriptor<>(
+                                                "values", BytePrimitiveArraySerializer.INSTANCE));
+                        break;
+                    case MAP:
+                        loaded.maps =
+                                backends.keyed.getPartitionedState(
+                                        VoidNamespace.INSTANCE,
+                                        VoidNamespaceSerializer.INSTANCE,
+                                        new MapStateDescriptor<>(
+                                                "maps",
+                                                LongSerializer.INSTANCE,
+                                                BytePrimitiveArraySerializer.INSTANCE));
+                        break;
+                    case LIST:
+                        loaded.lists =
+                                backends.keyed.getPartitionedState(
+                                        VoidNamespace.INSTANCE,
+                                        VoidNamespaceSerializer.INSTANCE,
+                                        new ListStateDescriptor<>(
+                                                "lists", BytePrimitiveArraySerializer.INSTANCE));
+                        loaded.appended = new int[keys];
+                        break;
+                    default:
+                        throw new AssertionError(workload);
+                }
             } catch (Exception | Error e) {
                 backends.close();
                 throw e;
@@ -350,9 +564,11 @@ public class LargeStateBenchmark {
             loaded.baseline = baseline;
             System.out.printf(
                     Locale.ROOT,
-                    "%nloading %,d keys of %d-byte values (%s, %s) under %s%n",
+                    "%nloading %,d keys, %d %d-byte values each, %s state (%s, %s) under %s%n",
                     keys,
+                    perKey,
                     valueSize,
+                    workload,
                     type,
                     options,
                     backends.root());
@@ -360,7 +576,26 @@ public class LargeStateBenchmark {
             long t0 = System.nanoTime();
             for (int k = 0; k < keys; k++) {
                 loaded.keyed.setCurrentKey((long) k);
-                loaded.values.update(CheckpointBenchmark.fill(new byte[valueSize], k, 0));
+                switch (workload) {
+                    case VALUE:
+                        loaded.values.update(CheckpointBenchmark.fill(new byte[valueSize], k, 0));
+                        break;
+                    case MAP:
+                        for (int u = 0; u < perKey; u++) {
+                            loaded.maps.put(
+                                    (long) u,
+                                    CheckpointBenchmark.fill(
+                                            new byte[valueSize], (long) k * perKey + u, 0));
+                        }
+                        break;
+                    default:
+                        for (int e = 0; e < perKey; e++) {
+                            loaded.lists.add(
+                                    CheckpointBenchmark.fill(
+                                            new byte[valueSize], (long) k * perKey + e, 0));
+                        }
+                        break;
+                }
             }
             loaded.loadSeconds = (System.nanoTime() - t0) / 1e9;
             loaded.loadWriteBytes = Io.read().writeBytes - io0.writeBytes;

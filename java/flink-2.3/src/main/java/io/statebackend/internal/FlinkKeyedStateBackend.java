@@ -19,6 +19,7 @@ import org.apache.flink.runtime.state.ttl.TtlTimeProvider;
  */
 abstract class FlinkKeyedStateBackend<K> extends AbstractKeyedStateBackend<K> {
     private final String backendType;
+    private final ExecutionConfig executionConfig;
 
     FlinkKeyedStateBackend(
             TaskKvStateRegistry kvStateRegistry,
@@ -48,6 +49,12 @@ abstract class FlinkKeyedStateBackend<K> extends AbstractKeyedStateBackend<K> {
                 cancelStreamRegistry,
                 keyContext);
         this.backendType = backendType;
+        this.executionConfig = executionConfig;
+    }
+
+    /** The job's execution config, for State V2 descriptors' serializers. */
+    ExecutionConfig executionConfig() {
+        return executionConfig;
     }
 
     @Override
