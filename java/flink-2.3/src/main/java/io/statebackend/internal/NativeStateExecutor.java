@@ -27,8 +27,10 @@ import org.apache.flink.util.FlinkRuntimeException;
  * controller forms; each request's future completes before the batch returns, and the callbacks
  * waiting on it run from the task's mailbox.
  *
- * <p>Results a callback reads later (list contents, map iterations) are copied out before the
- * future completes: by the time a callback runs, the backend may be on another key.
+ * <p>Results a callback reads later (list contents, map iterations) are iterated out before the
+ * future completes: by the time a callback runs, the backend may be on another key, and a TTL
+ * state's iteration still reads and writes the state (expiry, refreshed timestamps) under the
+ * backend's current key.
  */
 final class NativeStateExecutor<K> implements StateExecutor {
     private final NativeKeyedStateBackend<K> backend;

@@ -1,8 +1,5 @@
 package io.statebackend.conformance;
 
-import io.statebackend.NativeFsBackend;
-import io.statebackend.NativeMemoryBackend;
-import io.statebackend.NativeRocksDBBackend;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -39,11 +36,7 @@ public class NativeBackendsV2Test extends StateBackendTestV2Base<AbstractStateBa
 
     @Parameters(name = "backend = {0}")
     public static List<Object[]> backends() {
-        return List.<Object[]>of(
-                new Object[] {"memory"},
-                new Object[] {"fs"},
-                new Object[] {"rocksdb-full"},
-                new Object[] {"rocksdb-incremental"});
+        return NativeBackendMigrationTest.backends();
     }
 
     /** The max parallelism of the suite's rescaling tests (2 to 5 and 4 to 3 subtasks). */
@@ -59,18 +52,7 @@ public class NativeBackendsV2Test extends StateBackendTestV2Base<AbstractStateBa
         if (checkpointUri == null) {
             checkpointUri = Files.createTempDirectory(tempFolder, "checkpoints").toUri().toString();
         }
-        switch (backend) {
-            case "memory":
-                return new NativeMemoryBackend();
-            case "fs":
-                return new NativeFsBackend(checkpointUri);
-            case "rocksdb-full":
-                return new NativeRocksDBBackend(checkpointUri, false);
-            case "rocksdb-incremental":
-                return new NativeRocksDBBackend(checkpointUri, true);
-            default:
-                throw new IllegalArgumentException(backend);
-        }
+        return NativeBackendMigrationTest.backend(backend, checkpointUri);
     }
 
     /**

@@ -43,6 +43,22 @@ public class NativeBackendMigrationTest
 
     @Parameter public String backend;
 
+    /** The backend of the name {@link #backends()} gives, checkpointing to {@code uri}. */
+    static AbstractNativeBackend backend(String name, String uri) {
+        switch (name) {
+            case "memory":
+                return new NativeMemoryBackend();
+            case "fs":
+                return new NativeFsBackend(uri);
+            case "rocksdb-full":
+                return new NativeRocksDBBackend(uri, false);
+            case "rocksdb-incremental":
+                return new NativeRocksDBBackend(uri, true);
+            default:
+                throw new IllegalArgumentException(name);
+        }
+    }
+
     /** The suite's tests that do not apply to the native backends, and why (docs/flink.md). */
     static final Map<String, String> SKIPPED =
             Map.of(
@@ -77,22 +93,7 @@ public class NativeBackendMigrationTest
         if (stateBackend == null) {
             String uri =
                     Files.createTempDirectory(checkpointRoot, "checkpoints").toUri().toString();
-            switch (backend) {
-                case "memory":
-                    stateBackend = new NativeMemoryBackend();
-                    break;
-                case "fs":
-                    stateBackend = new NativeFsBackend(uri);
-                    break;
-                case "rocksdb-full":
-                    stateBackend = new NativeRocksDBBackend(uri, false);
-                    break;
-                case "rocksdb-incremental":
-                    stateBackend = new NativeRocksDBBackend(uri, true);
-                    break;
-                default:
-                    throw new IllegalArgumentException(backend);
-            }
+            stateBackend = backend(backend, uri);
         }
         return stateBackend;
     }
