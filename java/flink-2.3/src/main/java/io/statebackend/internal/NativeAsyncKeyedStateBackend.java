@@ -9,7 +9,6 @@ import javax.annotation.Nullable;
 import org.apache.flink.api.common.state.v2.State;
 import org.apache.flink.api.common.state.v2.StateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
-import org.apache.flink.runtime.asyncprocessing.RecordContext;
 import org.apache.flink.runtime.asyncprocessing.StateExecutor;
 import org.apache.flink.runtime.asyncprocessing.StateRequestHandler;
 import org.apache.flink.runtime.checkpoint.CheckpointOptions;
@@ -151,16 +150,9 @@ public final class NativeAsyncKeyedStateBackend<K> implements AsyncKeyedStateBac
         return backend.getKeyGroupRange();
     }
 
-    /**
-     * Keeps the synchronous backend's key on the record the controller runs, for what reads it
-     * outside requests (timers' key context, queryable state).
-     */
-    @Override
-    public void switchContext(@Nullable RecordContext<K> context) {
-        if (context != null) {
-            backend.setCurrentKeyAndKeyGroup(context.getKey(), context.getKeyGroup());
-        }
-    }
+    // No switchContext: every request sets its own key (NativeStateExecutor), and nothing else
+    // reads the synchronous backend's current key under State V2 (timers carry their keys), so
+    // setting it per record as well would serialize each key twice.
 
     @Nonnull
     @Override
