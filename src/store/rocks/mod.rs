@@ -373,6 +373,30 @@ fn cf_name(id: StateId) -> String {
     format!("state-{id}")
 }
 
+/// How long one slice of a checkpoint's compaction wait lasts: how soon writes
+/// handed over meanwhile end it.
+const COMPACTION_WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits up to `wait` in slices of `wait_slice(slice, first)` (true once the
+/// compactions are done), until they are done or `writes_waiting`; past the wait the
+/// checkpoint links what there is.
+fn wait_for_compactions(
+    wait: std::time::Duration,
+    writes_waiting: &dyn Fn() -> bool,
+    mut wait_slice: impl FnMut(std::time::Duration, bool) -> Result<bool>,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut first = true;
+    while !writes_waiting() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || wait_slice(left.min(COMPACTION_WAIT_SLICE), first)? {
+            break;
+        }
+        first = false;
+    }
+    Ok(())
+}
+
 /// Flushes the memtables and hard-links the DB's files into a new local directory.
 fn link(inner: &Arc<OpenDb>) -> Result<LocalCheckpoint> {
     let nanos = std::time::SystemTime::now()
@@ -454,20 +478,26 @@ impl DbWriter {
     /// `incremental.compaction-wait` to finish first: the checkpoint after the load then
     /// links the compacted files, and the next ones upload what changed instead of the
     /// compactions' outputs. It runs on the writer thread, after the runs before the
-    /// checkpoint: the checkpoint's content does not change, and the task thread waits
-    /// only if it must hand over a run meanwhile.
-    pub(crate) fn local_checkpoint(&self) -> Result<LocalCheckpoint> {
+    /// checkpoint, so the checkpoint's content does not change; `writes_waiting` says
+    /// whether the task thread has handed over writes since, which end the wait (its
+    /// next hand-over would stall behind it: a job still loading, whose compactions
+    /// do not settle anyway).
+    pub(crate) fn local_checkpoint(
+        &self,
+        writes_waiting: &dyn Fn() -> bool,
+    ) -> Result<LocalCheckpoint> {
         let wait = self.inner.compaction_wait;
         if !wait.is_zero() && self.compactions_behind() {
-            let mut options = rocksdb::WaitForCompactOptions::default();
-            options.set_flush(true);
-            options.set_timeout(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
-            // Past the timeout the checkpoint links what there is.
-            if let Err(e) = self.inner.db.wait_for_compact(&options) {
-                if !e.to_string().to_ascii_lowercase().contains("timed out") {
-                    return Err(e.into());
+            wait_for_compactions(wait, writes_waiting, |slice, flush| {
+                let mut options = rocksdb::WaitForCompactOptions::default();
+                options.set_flush(flush);
+                options.set_timeout(u64::try_from(slice.as_micros()).unwrap_or(u64::MAX));
+                match self.inner.db.wait_for_compact(&options) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.to_string().to_ascii_lowercase().contains("timed out") => Ok(false),
+                    Err(e) => Err(e.into()),
                 }
-            }
+            })?;
         }
         link(&self.inner)
     }
@@ -1109,6 +1139,52 @@ pub fn working_dirs(local: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A checkpoint's compaction wait ends when writes wait behind it, when the
+    /// compactions are done or when its time is up; only its first slice flushes.
+    #[test]
+    fn the_compaction_wait_ends_at_waiting_writes_done_compactions_or_its_time() {
+        use std::cell::Cell;
+        use std::time::Duration;
+        let long = Duration::from_secs(3600);
+        // Writes already waiting: no wait at all.
+        let slices = Cell::new(0);
+        wait_for_compactions(long, &|| true, |_, _| {
+            slices.set(slices.get() + 1);
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!(slices.get(), 0);
+        // Writes handed over during the third slice end the wait after it.
+        let flushes = Cell::new(0);
+        wait_for_compactions(long, &|| slices.get() == 3, |slice, flush| {
+            assert!(slice <= COMPACTION_WAIT_SLICE);
+            slices.set(slices.get() + 1);
+            flushes.set(flushes.get() + usize::from(flush));
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!((slices.get(), flushes.get()), (3, 1));
+        // Compactions done in the second slice.
+        slices.set(0);
+        wait_for_compactions(long, &|| false, |_, _| {
+            slices.set(slices.get() + 1);
+            Ok(slices.get() == 2)
+        })
+        .unwrap();
+        assert_eq!(slices.get(), 2);
+        // Neither: the wait ends with its time.
+        wait_for_compactions(Duration::from_millis(1), &|| false, |slice, _| {
+            std::thread::sleep(slice);
+            Ok(false)
+        })
+        .unwrap();
+        // A failure is the checkpoint's.
+        let failed = wait_for_compactions(long, &|| false, |_, _| {
+            Err(Error::RocksDb("injected".into()))
+        });
+        assert!(matches!(failed, Err(Error::RocksDb(m)) if m == "injected"));
+    }
 
     /// A merge operand that makes the merge operator panic (tests only).
     pub(super) const PANIC_IN_MERGE: &[u8] = b"\xffpanic in the merge operator";

@@ -24,9 +24,10 @@
 //!   runs before it; the asynchronous phase waits for it and stores the layers'
 //!   entries beside the linked files.
 //!
-//! Bounded: at most `write-cache.size` bytes of tables, entries, runs in flight and
-//! the landed run kept for the next one, of which at most `write-cache.dirty-size`
-//! not yet handed to the writer (which keeps the sorted copy of a run it ingested).
+//! Bounded: at most `write-cache.size` bytes of tables, entries, runs in flight, the
+//! landed run kept for the next one and the writer's sorted copy of the last run it
+//! ingested (kept too), of which at most `write-cache.dirty-size` not yet handed to
+//! the writer.
 //! Over the dirty bound, a run; over the size, clean entries not used since the
 //! last eviction go (CLOCK) until a quarter of the room is free.
 //!
@@ -118,6 +119,10 @@ struct Cache {
     last_write: u64,
     size: CacheSize,
     dirty_size: usize,
+    /// What the writer keeps between runs ([`Writer::kept_bytes`]), as of the last
+    /// `settle`: read there only, so the cache's size changes only where its bounds
+    /// are enforced.
+    writer_kept: usize,
     /// Evictions so far (each draws its victims afresh).
     evictions: u64,
     /// Maps as last scanned, while unchanged.
@@ -170,6 +175,7 @@ impl Cache {
             + self.images.bytes()
             + self.sets.bytes()
             + self.spare.as_ref().map_or(0, Run::bytes)
+            + self.writer_kept
     }
 
     fn dirty_bytes(&self) -> usize {
@@ -180,6 +186,7 @@ impl Cache {
     fn settle(&mut self) -> Result<()> {
         self.writer.check()?;
         let done = self.writer.completed();
+        self.writer_kept = self.writer.kept_bytes();
         while let Some((job, run)) = self.in_flight.front() {
             if *job > done {
                 break;
@@ -421,6 +428,10 @@ impl Cache {
             self.settle()?;
             self.evict_to(self.entries_to_keep());
         }
+        if self.bytes() > self.size() {
+            // Little left to evict: the memory kept for the next run goes.
+            self.spare = None;
+        }
         Ok(())
     }
 
@@ -635,6 +646,7 @@ impl CachedRocksStore {
                 last_write: 0,
                 size,
                 dirty_size: dirty_size.min(initial),
+                writer_kept: 0,
                 evictions: 0,
                 images: MapImages::new(initial / 8),
                 hits: 0,

@@ -140,6 +140,12 @@ fn stays_within_its_bounds_and_loses_nothing() {
             .unwrap());
         assert_eq!(out.len(), 15, "three appends of five bytes");
     }
+    // The writer's sorted copy of a run it ingested is part of the size.
+    store.write_back().unwrap();
+    let kept = store.cache.borrow().writer.kept_bytes();
+    assert!(kept > 0, "runs were ingested");
+    assert_eq!(store.cache.borrow().writer_kept, kept);
+    assert!(store.cached_bytes().0 >= kept);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::store::LocalCheckpoint;
 use rocksdb::WriteBatch;
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -229,6 +229,9 @@ struct Shared {
     /// Every job up to this one has completed.
     completed: AtomicU64,
     failed: AtomicBool,
+    /// The memory of the writer's sorted copy of the last run it ingested, which it
+    /// keeps: the cache counts it in its size.
+    sorted_bytes: AtomicUsize,
     /// Tests slow the landing of chunks down by this much.
     #[cfg(test)]
     chunk_delay_micros: AtomicU64,
@@ -354,6 +357,12 @@ impl Writer {
     }
 
     /// The id the next job will get.
+    /// The memory the writer keeps between runs (its sorted copy of the last run
+    /// ingested).
+    pub fn kept_bytes(&self) -> usize {
+        self.shared.sorted_bytes.load(Ordering::Relaxed)
+    }
+
     pub fn next_job(&self) -> u64 {
         self.submitted + 1
     }
@@ -483,10 +492,11 @@ fn land_jobs(shared: &Shared, db: &DbWriter) {
                         None => "the backend was closed before the checkpoint was taken".into(),
                     }))
                 } else {
-                    db.local_checkpoint()
+                    db.local_checkpoint(&|| !shared.lock().queue.is_empty())
                 });
             }
         }
+        shared.sorted_bytes.store(sorted.bytes(), Ordering::Relaxed);
         shared.complete(job);
     }
 }

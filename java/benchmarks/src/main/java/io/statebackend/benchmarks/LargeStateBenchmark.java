@@ -108,7 +108,7 @@ import org.openjdk.jmh.runner.options.CommandLineOptions;
 @Measurement(iterations = 3, time = 5)
 public class LargeStateBenchmark {
     private static final long MIB = 1L << 20;
-    private static final double ZIPF_EXPONENT = 0.99;
+    static final double ZIPF_EXPONENT = 0.99;
 
     /** A prime larger than any key count: rank r is key (r * SCATTER) mod n, a permutation. */
     private static final long SCATTER = 1_000_000_007L;
@@ -620,12 +620,12 @@ public class LargeStateBenchmark {
         }
     }
 
-    /** The key of each operation. */
-    private interface KeySource {
+    /** The key of each operation (LargeStateJobBenchmark's job draws its keys with these too). */
+    interface KeySource {
         long next();
     }
 
-    private static final class Uniform implements KeySource {
+    static final class Uniform implements KeySource {
         private final SplittableRandom random;
         private final int n;
 
@@ -646,7 +646,7 @@ public class LargeStateBenchmark {
      * from monotone discrete distributions", 1996), rank r mapped to key ((r - 1) * SCATTER) mod n
      * so that the hot keys are spread over the key space (and over the key groups).
      */
-    private static final class Zipf implements KeySource {
+    static final class Zipf implements KeySource {
         private final SplittableRandom random;
         private final long n;
         private final double s;
@@ -717,7 +717,7 @@ public class LargeStateBenchmark {
     }
 
     /** Resident memory of this process, from /proc/self/status, in bytes. */
-    private static final class Status {
+    static final class Status {
         long vmRss;
         long vmHwm;
         long rssAnon;
@@ -742,7 +742,7 @@ public class LargeStateBenchmark {
     }
 
     /** Bytes this process had read from and written to storage, from /proc/self/io. */
-    private static final class Io {
+    static final class Io {
         long readBytes;
         long writeBytes;
 
