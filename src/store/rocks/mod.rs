@@ -44,6 +44,9 @@ struct OpenDb {
     db: Db,
     /// See [`RocksOptions::compaction_wait`].
     compaction_wait: std::time::Duration,
+    /// Bytes of memory RocksDB has (block cache and memtables): its own budget, or
+    /// its part of a shared one.
+    memory: usize,
     /// The DB's options when `state.backend.rocksdb.metrics.*` enabled statistics
     /// counters: they hold RocksDB's statistics object, which the DB shares.
     statistics: Option<Options>,
@@ -195,6 +198,10 @@ impl RocksStore {
             inner: Arc::new(OpenDb {
                 db,
                 compaction_wait: options.compaction_wait,
+                memory: match &config.memory {
+                    Some(shared) => shared.rocksdb_bytes(),
+                    None => options.memory_budget,
+                },
                 statistics: (!options.metrics.statistics.is_empty()).then_some(db_options),
                 _cache: cache,
                 _write_buffers: write_buffers,
@@ -508,22 +515,31 @@ impl DbWriter {
     /// a job updates its state at a steady rate (1 GiB of state with 1% changed between
     /// checkpoints: about 10%).
     fn compactions_behind(&self) -> bool {
-        let sum = |property: &str| -> u64 {
-            // States are numbered from 0, one column family each.
-            (0..)
-                .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
-                .map(|cf| {
-                    self.inner
-                        .db
-                        .property_int_value_cf(&cf, property)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(0)
-                })
-                .sum()
-        };
-        let pending = sum("rocksdb.estimate-pending-compaction-bytes");
-        pending >= 64 << 20 && pending.saturating_mul(4) >= sum("rocksdb.total-sst-files-size")
+        let pending = self.sum_property("rocksdb.estimate-pending-compaction-bytes");
+        pending >= 64 << 20
+            && pending.saturating_mul(4) >= self.sum_property("rocksdb.total-sst-files-size")
+    }
+
+    /// Whether the DB's files have outgrown RocksDB's memory: the state no longer
+    /// fits in its block cache.
+    pub(crate) fn outgrew_memory(&self) -> bool {
+        self.sum_property("rocksdb.total-sst-files-size") > self.inner.memory as u64
+    }
+
+    /// RocksDB's integer `property` summed over the states' column families.
+    fn sum_property(&self, property: &str) -> u64 {
+        // States are numbered from 0, one column family each.
+        (0..)
+            .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
+            .map(|cf| {
+                self.inner
+                    .db
+                    .property_int_value_cf(&cf, property)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 
     /// A new file `name` in the working directory to write entries into (DB keys in

@@ -217,6 +217,77 @@ fn appends_to_a_long_clean_list_write_back_only_the_new_elements() {
     assert_eq!(in_rocks(&store, 1, b"c"), Some([&long[..], &long].concat()));
 }
 
+/// Runs are ingested as files while the DB fits in RocksDB's memory, and go through
+/// the memtable once it has outgrown it.
+#[test]
+fn runs_go_through_the_memtable_once_the_state_outgrew_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("checkpoints").display());
+    let mut config = Config::rocksdb(&url)
+        .unwrap()
+        .with_local_dir(dir.path().join("local"));
+    config
+        .set_rocksdb_option("state.backend.rocksdb.memory.fixed-per-slot", "8mb")
+        .unwrap();
+    let mut store = CachedRocksStore::new(
+        RocksStore::open(&config).unwrap(),
+        CacheSize::Fixed(32 << 20),
+        16 << 20,
+    )
+    .unwrap();
+    store.add_state(0, StateKind::Value).unwrap();
+    let in_memtable = |store: &CachedRocksStore| {
+        let writer = store.rocks.writer();
+        let cf = writer.cf(0).unwrap();
+        writer
+            .inner
+            .db
+            .property_int_value_cf(&cf, "rocksdb.num-entries-active-mem-table")
+            .unwrap()
+            .unwrap()
+    };
+    let run = |store: &mut CachedRocksStore, round: u32| {
+        for i in 0..100u32 {
+            let key = [round.to_be_bytes(), i.to_be_bytes()].concat();
+            store.value_put(0, 0, &key, b"", &[7; 100]).unwrap();
+        }
+        store.write_back().unwrap();
+    };
+    run(&mut store, 0);
+    assert!(!store.rocks.writer().outgrew_memory());
+    assert_eq!(in_memtable(&store), 0, "ingested");
+    // 12 MiB of incompressible state, more than the 8 MiB RocksDB has.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..12_288u32 {
+        let value: Vec<u8> = (0..128)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect();
+        let key = [9u32.to_be_bytes(), i.to_be_bytes()].concat();
+        store.value_put(0, 0, &key, b"", &value).unwrap();
+    }
+    store.write_back().unwrap();
+    store.rocks.writer().flush(0).unwrap();
+    assert!(store.rocks.writer().outgrew_memory());
+    run(&mut store, 1);
+    assert_eq!(in_memtable(&store), 100, "written through the memtable");
+    let mut out = Vec::new();
+    assert!(store
+        .value_get(
+            0,
+            0,
+            &[1u32.to_be_bytes(), 7u32.to_be_bytes()].concat(),
+            b"",
+            &mut out
+        )
+        .unwrap());
+    assert_eq!(out, [7; 100]);
+}
+
 /// (state, key, user key) → value (a list's encoded elements, concatenated).
 type Model = BTreeMap<(StateId, Vec<u8>, Vec<u8>), Vec<u8>>;
 
