@@ -356,13 +356,13 @@ impl Writer {
         self.shared.completed.load(Ordering::Acquire)
     }
 
-    /// The id the next job will get.
     /// The memory the writer keeps between runs (its sorted copy of the last run
     /// ingested).
     pub fn kept_bytes(&self) -> usize {
         self.shared.sorted_bytes.load(Ordering::Relaxed)
     }
 
+    /// The id the next job will get.
     pub fn next_job(&self) -> u64 {
         self.submitted + 1
     }
@@ -544,7 +544,7 @@ fn ingests(db: &DbWriter, run: &Run, order: &[u32], s: StateId) -> Result<bool> 
             k.len() + p.len()
         })
         .sum();
-    if order.len() < INGEST_RECORDS && bytes < INGEST_BYTES || db.outgrew_memory() {
+    if (order.len() < INGEST_RECORDS && bytes < INGEST_BYTES) || db.outgrew_memory() {
         return Ok(false);
     }
     if cfg!(test) {
