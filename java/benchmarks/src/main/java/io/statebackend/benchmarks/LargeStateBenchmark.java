@@ -260,6 +260,15 @@ public class LargeStateBenchmark {
 
     /** The {@code state.backend.rocksdb.*} options of this trial's budget and options. */
     private Map<String, String> rocksDBOptions() {
+        return rocksDBOptions(backend, budget, writeCacheRatio, options);
+    }
+
+    /**
+     * The {@code state.backend.rocksdb.*} options of a budget ({@code default} or a size: {@code
+     * memory.fixed-per-slot}), ours' write-cache ratio and further {@code key=value;...} options.
+     */
+    static Map<String, String> rocksDBOptions(
+            BackendType backend, String budget, String writeCacheRatio, String options) {
         Map<String, String> result = new LinkedHashMap<>();
         String prefix = "state.backend.rocksdb.";
         if (!budget.equals("default")) {

@@ -226,29 +226,8 @@ public final class LargeStateJobBenchmark {
          */
         Map<String, String> rocksDBOptions() {
             Map<String, String> result = new LinkedHashMap<>();
-            String prefix = "state.backend.rocksdb.";
-            result.put(prefix + "memory.managed", "false");
-            if (!budget.equals("default")) {
-                result.put(prefix + "memory.fixed-per-slot", budget);
-            }
-            if (!ratio.equals("default")) {
-                if (backend != BackendType.NATIVE_ROCKSDB || budget.equals("default")) {
-                    throw new IllegalArgumentException(
-                            "RATIO (write-cache ratio) applies to NATIVE_ROCKSDB with a budget"
-                                    + " only");
-                }
-                result.put(prefix + "memory.write-cache-ratio", ratio);
-            }
-            if (!options.equals("none")) {
-                for (String option : options.split(";")) {
-                    String[] kv = option.split("=", 2);
-                    if (kv.length != 2) {
-                        throw new IllegalArgumentException(
-                                "options: expected key=value, got " + option);
-                    }
-                    result.put(prefix + kv[0].trim(), kv[1].trim());
-                }
-            }
+            result.put("state.backend.rocksdb.memory.managed", "false");
+            result.putAll(LargeStateBenchmark.rocksDBOptions(backend, budget, ratio, options));
             return result;
         }
     }
