@@ -20,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.ToLongFunction;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -660,31 +661,28 @@ public final class LargeStateJobBenchmark {
         }
 
         Double syncMaxMillis() {
-            long max = -1;
-            for (CompletedCheckpointStats c : duringMeasure) {
-                for (TaskStateStats task : c.getAllTaskStateStats()) {
-                    for (SubtaskStateStats s : task.getSubtaskStats()) {
-                        if (s != null) {
-                            max = Math.max(max, s.getSyncCheckpointDuration());
-                        }
-                    }
-                }
-            }
+            long max = maxOverSubtasks(SubtaskStateStats::getSyncCheckpointDuration);
             return max < 0 ? Double.NaN : (double) max;
         }
 
         Double asyncMaxSeconds() {
+            long max = maxOverSubtasks(SubtaskStateStats::getAsyncCheckpointDuration);
+            return max < 0 ? Double.NaN : max / 1e3;
+        }
+
+        /** The largest {@code value} of any subtask of phase 2's checkpoints; -1 if none. */
+        private long maxOverSubtasks(ToLongFunction<SubtaskStateStats> value) {
             long max = -1;
             for (CompletedCheckpointStats c : duringMeasure) {
                 for (TaskStateStats task : c.getAllTaskStateStats()) {
                     for (SubtaskStateStats s : task.getSubtaskStats()) {
                         if (s != null) {
-                            max = Math.max(max, s.getAsyncCheckpointDuration());
+                            max = Math.max(max, value.applyAsLong(s));
                         }
                     }
                 }
             }
-            return max < 0 ? Double.NaN : max / 1e3;
+            return max;
         }
 
         long uploadedBytes() {
