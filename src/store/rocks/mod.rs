@@ -384,22 +384,20 @@ fn cf_name(id: StateId) -> String {
 /// handed over meanwhile end it.
 const COMPACTION_WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Waits up to `wait` in slices of `wait_slice(slice, first)` (true once the
-/// compactions are done), until they are done or `writes_waiting`; past the wait the
-/// checkpoint links what there is.
+/// Waits up to `wait` in slices of `wait_slice(slice)` (true once the compactions are
+/// done), until they are done or `writes_waiting`; past the wait the checkpoint links
+/// what there is.
 fn wait_for_compactions(
     wait: std::time::Duration,
     writes_waiting: &dyn Fn() -> bool,
-    mut wait_slice: impl FnMut(std::time::Duration, bool) -> Result<bool>,
+    mut wait_slice: impl FnMut(std::time::Duration) -> Result<bool>,
 ) -> Result<()> {
     let deadline = std::time::Instant::now() + wait;
-    let mut first = true;
     while !writes_waiting() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || wait_slice(left.min(COMPACTION_WAIT_SLICE), first)? {
+        if left.is_zero() || wait_slice(left.min(COMPACTION_WAIT_SLICE))? {
             break;
         }
-        first = false;
     }
     Ok(())
 }
@@ -479,9 +477,11 @@ impl DbWriter {
         Ok(self.inner.db.write_opt(batch, &self.write)?)
     }
 
-    /// See [`RocksStore::local_checkpoint`]. When RocksDB is far behind with its
-    /// compactions ([`DbWriter::compactions_behind`]: a bulk load just happened), the
-    /// memtables are flushed and the pending compactions get up to
+    /// See [`RocksStore::local_checkpoint`]. The memtables are flushed first (the link
+    /// flushes them anyway), so that RocksDB's estimate counts what they held: that
+    /// flush can be what puts level 0 over its compaction trigger. When RocksDB is then
+    /// far behind with its compactions ([`DbWriter::compactions_behind`]: a bulk load
+    /// just happened), the pending compactions get up to
     /// `incremental.compaction-wait` to finish first: the checkpoint after the load then
     /// links the compacted files, and the next ones upload what changed instead of the
     /// compactions' outputs. It runs on the writer thread, after the runs before the
@@ -494,10 +494,13 @@ impl DbWriter {
         writes_waiting: &dyn Fn() -> bool,
     ) -> Result<LocalCheckpoint> {
         let wait = self.inner.compaction_wait;
-        if !wait.is_zero() && self.compactions_behind() {
-            wait_for_compactions(wait, writes_waiting, |slice, flush| {
+        if wait.is_zero() {
+            return link(&self.inner);
+        }
+        self.flush_states()?;
+        if self.compactions_behind() {
+            wait_for_compactions(wait, writes_waiting, |slice| {
                 let mut options = rocksdb::WaitForCompactOptions::default();
-                options.set_flush(flush);
                 options.set_timeout(u64::try_from(slice.as_micros()).unwrap_or(u64::MAX));
                 match self.inner.db.wait_for_compact(&options) {
                     Ok(()) => Ok(true),
@@ -575,6 +578,18 @@ impl DbWriter {
                 Err(e.into())
             }
         }
+    }
+
+    /// Flushes every state's memtables.
+    fn flush_states(&self) -> Result<()> {
+        let cfs: Vec<_> = (0..)
+            .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
+            .collect();
+        let cfs: Vec<_> = cfs.iter().collect();
+        self.inner
+            .db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        Ok(())
     }
 
     /// Flushes state `s`'s memtables.
@@ -1157,7 +1172,7 @@ mod tests {
     use super::*;
 
     /// A checkpoint's compaction wait ends when writes wait behind it, when the
-    /// compactions are done or when its time is up; only its first slice flushes.
+    /// compactions are done or when its time is up.
     #[test]
     fn the_compaction_wait_ends_at_waiting_writes_done_compactions_or_its_time() {
         use std::cell::Cell;
@@ -1165,41 +1180,95 @@ mod tests {
         let long = Duration::from_secs(3600);
         // Writes already waiting: no wait at all.
         let slices = Cell::new(0);
-        wait_for_compactions(long, &|| true, |_, _| {
+        wait_for_compactions(long, &|| true, |_| {
             slices.set(slices.get() + 1);
             Ok(false)
         })
         .unwrap();
         assert_eq!(slices.get(), 0);
         // Writes handed over during the third slice end the wait after it.
-        let flushes = Cell::new(0);
-        wait_for_compactions(long, &|| slices.get() == 3, |slice, flush| {
+        wait_for_compactions(long, &|| slices.get() == 3, |slice| {
             assert!(slice <= COMPACTION_WAIT_SLICE);
             slices.set(slices.get() + 1);
-            flushes.set(flushes.get() + usize::from(flush));
             Ok(false)
         })
         .unwrap();
-        assert_eq!((slices.get(), flushes.get()), (3, 1));
+        assert_eq!(slices.get(), 3);
         // Compactions done in the second slice.
         slices.set(0);
-        wait_for_compactions(long, &|| false, |_, _| {
+        wait_for_compactions(long, &|| false, |_| {
             slices.set(slices.get() + 1);
             Ok(slices.get() == 2)
         })
         .unwrap();
         assert_eq!(slices.get(), 2);
         // Neither: the wait ends with its time.
-        wait_for_compactions(Duration::from_millis(1), &|| false, |slice, _| {
+        wait_for_compactions(Duration::from_millis(1), &|| false, |slice| {
             std::thread::sleep(slice);
             Ok(false)
         })
         .unwrap();
         // A failure is the checkpoint's.
-        let failed = wait_for_compactions(long, &|| false, |_, _| {
-            Err(Error::RocksDb("injected".into()))
-        });
+        let failed =
+            wait_for_compactions(long, &|| false, |_| Err(Error::RocksDb("injected".into())));
         assert!(matches!(failed, Err(Error::RocksDb(m)) if m == "injected"));
+    }
+
+    /// The compaction wait decides after the checkpoint's own flush: level 0 holds five
+    /// flushed files of 45 MiB, under both its triggers (8 files, `max_bytes_for_level_base`
+    /// 256 MiB), so nothing is pending, and the memtable 40 MiB more; the checkpoint's
+    /// flush puts level 0 over 256 MiB, and the checkpoint waits for the compaction that
+    /// makes due instead of linking files about to be rewritten (found by CI: a bulk load
+    /// that ended with 239 MiB in level 0 and 45 MiB in the memtable).
+    #[test]
+    fn the_checkpoints_own_flush_counts_for_the_compaction_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("checkpoints").display());
+        let config = Config::rocksdb(&url)
+            .unwrap()
+            .with_local_dir(dir.path().join("local"))
+            .with_incremental(true);
+        let mut store = RocksStore::open(&config).unwrap();
+        store.add_state(0, StateKind::Value).unwrap();
+        let writer = store.writer();
+        // Random keys, so that the files overlap as a load's do, and incompressible
+        // 1 KiB values, so that the files are as large as the data (xorshift).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        };
+        let mut value = vec![0u8; 1024];
+        let mut put = |mib: usize| {
+            for _ in 0..mib * 1024 / 64 {
+                let mut batch = WriteBatch::default();
+                for _ in 0..64 {
+                    for chunk in value.chunks_mut(8) {
+                        chunk.copy_from_slice(&next());
+                    }
+                    batch.put_cf(&writer.cf(0).unwrap(), next(), &value);
+                }
+                writer.write(batch).unwrap();
+            }
+        };
+        for _ in 0..5 {
+            put(45);
+            writer.flush(0).unwrap();
+        }
+        put(40);
+        let pending = || writer.sum_property("rocksdb.estimate-pending-compaction-bytes");
+        assert_eq!(writer.level0_files(0).unwrap(), 5);
+        assert_eq!(pending(), 0);
+        let _link = writer.local_checkpoint(&|| false).unwrap();
+        assert_eq!(
+            pending(),
+            0,
+            "{} MiB of compactions pending",
+            pending() >> 20
+        );
+        assert_eq!(writer.level0_files(0).unwrap(), 0);
     }
 
     /// A merge operand that makes the merge operator panic (tests only).
