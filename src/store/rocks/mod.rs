@@ -531,13 +531,12 @@ impl DbWriter {
 
     /// RocksDB's integer `property` summed over the states' column families.
     fn sum_property(&self, property: &str) -> u64 {
-        // States are numbered from 0, one column family each.
-        (0..)
-            .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
+        self.state_cfs()
+            .iter()
             .map(|cf| {
                 self.inner
                     .db
-                    .property_int_value_cf(&cf, property)
+                    .property_int_value_cf(cf, property)
                     .ok()
                     .flatten()
                     .unwrap_or(0)
@@ -580,11 +579,16 @@ impl DbWriter {
         }
     }
 
+    /// The states' column families (states are numbered from 0, one each).
+    fn state_cfs(&self) -> Vec<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        (0..)
+            .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
+            .collect()
+    }
+
     /// Flushes every state's memtables.
     fn flush_states(&self) -> Result<()> {
-        let cfs: Vec<_> = (0..)
-            .map_while(|s| self.inner.db.cf_handle(&cf_name(s)))
-            .collect();
+        let cfs = self.state_cfs();
         let cfs: Vec<_> = cfs.iter().collect();
         self.inner
             .db
