@@ -6,8 +6,9 @@ phase 2, memory and disk.
 
     report_large_job.py large-job.jsonl [context.txt] > large-job.md
 """
-import json
 import sys
+
+from runs import read_runs
 
 ORDER = {"ROCKSDB": 0, "NATIVE_ROCKSDB": 1}
 
@@ -37,16 +38,7 @@ def cell(r):
 
 
 def main():
-    runs = []
-    with open(sys.argv[1]) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("LARGEJOB "):
-                line = line[len("LARGEJOB "):]
-            if line:
-                runs.append(json.loads(line))
-    if not runs:
-        sys.exit("no runs in " + sys.argv[1])
+    runs = read_runs(sys.argv[1], "LARGEJOB ")
     flink = {cell(r): r for r in runs if r["backend"] == "ROCKSDB"}
     runs.sort(key=lambda r: (-r["valueSize"], r["distribution"] != "uniform", r["distribution"],
                              r["budget"] == "default", r["budget"], ORDER.get(r["backend"], 9),

@@ -7,24 +7,16 @@ and their range.
 
     report_v2.py v2.jsonl [context.txt] > v2.md
 """
-import json
 import sys
+
+from runs import read_runs
 
 ORDER = ["HEAP", "ROCKSDB", "FORST", "NATIVE_MEMORY", "NATIVE_FS", "NATIVE_ROCKSDB"]
 FLINK = ["HEAP", "ROCKSDB", "FORST"]
 
 
 def main():
-    runs = []
-    with open(sys.argv[1]) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("V2RUN "):
-                line = line[len("V2RUN "):]
-            if line:
-                runs.append(json.loads(line))
-    if not runs:
-        sys.exit("no runs in " + sys.argv[1])
+    runs = read_runs(sys.argv[1], "V2RUN ")
     by = {}
     for r in runs:
         by.setdefault((r["backend"], r["api"]), []).append(r)

@@ -12,6 +12,12 @@ pub mod cache;
 pub mod memory;
 pub mod options;
 
+/// Incompressible values for the tests, the ones `tests/incremental.rs` and the probes
+/// write.
+#[cfg(test)]
+#[path = "../../../examples/support/values.rs"]
+mod test_values;
+
 use self::options::RocksOptions;
 use super::{
     CheckpointLink, EntryData, EntryRef, EntryVisitor, KeyedStore, LocalCheckpoint, MapVisitor,
@@ -1235,24 +1241,16 @@ mod tests {
         let mut store = RocksStore::open(&config).unwrap();
         store.add_state(0, StateKind::Value).unwrap();
         let writer = store.writer();
-        // Random keys, so that the files overlap as a load's do, and incompressible
-        // 1 KiB values, so that the files are as large as the data (xorshift).
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        };
-        let mut value = vec![0u8; 1024];
+        // Scattered keys, so that the files overlap as a load's do, and incompressible
+        // 1 KiB values, so that the files are as large as the data.
+        let mut k = 0u64;
         let mut put = |mib: usize| {
             for _ in 0..mib * 1024 / 64 {
                 let mut batch = WriteBatch::default();
                 for _ in 0..64 {
-                    for chunk in value.chunks_mut(8) {
-                        chunk.copy_from_slice(&next());
-                    }
-                    batch.put_cf(&writer.cf(0).unwrap(), next(), &value);
+                    k += 1;
+                    let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
+                    batch.put_cf(&writer.cf(0).unwrap(), key, test_values::value(k, 0));
                 }
                 writer.write(batch).unwrap();
             }

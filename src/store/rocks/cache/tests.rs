@@ -257,17 +257,9 @@ fn runs_go_through_the_memtable_once_the_state_outgrew_memory() {
     assert!(!store.rocks.writer().outgrew_memory());
     assert_eq!(in_memtable(&store), 0, "ingested");
     // 12 MiB of incompressible state, more than the 8 MiB RocksDB has.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for i in 0..12_288u32 {
-        let value: Vec<u8> = (0..128)
-            .flat_map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()
-            })
-            .collect();
         let key = [9u32.to_be_bytes(), i.to_be_bytes()].concat();
+        let value = crate::store::rocks::test_values::value(i.into(), 0);
         store.value_put(0, 0, &key, b"", &value).unwrap();
     }
     store.write_back().unwrap();
